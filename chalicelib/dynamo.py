@@ -1,0 +1,200 @@
+"""Thin helpers over the DynamoDB client: plain Python values in and out, conditional failures as booleans."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, Binary):
+        return bytes(value.value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _dynamo_value(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, list):
+        return [_dynamo_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _dynamo_value(v) for k, v in value.items()}
+    return value
+
+
+def encode(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(_dynamo_value(v)) for k, v in item.items() if v is not None}
+
+
+def decode(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+def is_conditional_failure(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") in {"ConditionalCheckFailedException", "TransactionCanceledException"}
+
+
+def cancellation_codes(exc: ClientError) -> list[str]:
+    """Per-item reasons of a cancelled transaction, so callers can tell which condition failed."""
+    reasons = exc.response.get("CancellationReasons") or []
+    return [str(r.get("Code", "None")) for r in reasons]
+
+
+class Table:
+    """One DynamoDB table with a partition key and an optional sort key."""
+
+    def __init__(self, client: Any, name: str, hash_key: str, range_key: str | None = None) -> None:
+        self.client = client
+        self.name = name
+        self.hash_key = hash_key
+        self.range_key = range_key
+
+    def key(self, hash_value: str, range_value: str | None = None) -> dict[str, Any]:
+        key = {self.hash_key: hash_value}
+        if self.range_key:
+            key[self.range_key] = range_value
+        return encode(key)
+
+    def get(self, hash_value: str, range_value: str | None = None) -> dict[str, Any] | None:
+        response = self.client.get_item(TableName=self.name, Key=self.key(hash_value, range_value), ConsistentRead=True)
+        return decode(response["Item"]) if "Item" in response else None
+
+    def batch_get(self, keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        """Fetch up to any number of items, 100 per call, retrying what DynamoDB leaves unprocessed."""
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(keys), 100):
+            pending: dict[str, Any] = {self.name: {"Keys": [self.key(h, r) for h, r in keys[start : start + 100]], "ConsistentRead": True}}
+            while pending:
+                response = self.client.batch_get_item(RequestItems=pending)
+                found.extend(decode(i) for i in response["Responses"].get(self.name, []))
+                pending = response.get("UnprocessedKeys") or {}
+        return found
+
+    def put(self, item: dict[str, Any], condition: str | None = None, values: dict[str, Any] | None = None) -> bool:
+        """Put an item; False when the condition does not hold."""
+        extra = _expression_parts(condition, values, None)
+        try:
+            self.client.put_item(TableName=self.name, Item=encode(item), **extra)
+        except ClientError as exc:
+            if is_conditional_failure(exc):
+                return False
+            raise
+        return True
+
+    def update(
+        self,
+        key: tuple[str, str | None],
+        expression: str,
+        values: dict[str, Any] | None = None,
+        condition: str | None = None,
+        names: dict[str, str] | None = None,
+    ) -> dict[str, Any] | None:
+        """Update an item and return its new attributes, or None when the condition does not hold."""
+        extra = _expression_parts(condition, values, names)
+        try:
+            response = self.client.update_item(TableName=self.name, Key=self.key(*key), UpdateExpression=expression, ReturnValues="ALL_NEW", **extra)
+        except ClientError as exc:
+            if is_conditional_failure(exc):
+                return None
+            raise
+        return decode(response.get("Attributes", {}))
+
+    def delete(
+        self,
+        hash_value: str,
+        range_value: str | None = None,
+        condition: str | None = None,
+        values: dict[str, Any] | None = None,
+        names: dict[str, str] | None = None,
+    ) -> bool:
+        extra = _expression_parts(condition, values, names)
+        try:
+            self.client.delete_item(TableName=self.name, Key=self.key(hash_value, range_value), **extra)
+        except ClientError as exc:
+            if is_conditional_failure(exc):
+                return False
+            raise
+        return True
+
+    def query(self, hash_value: str, prefix: str = "", after: str | None = None, limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Items of one partition whose sort key starts with prefix, in sort-key order, after a cursor."""
+        condition = f"{self.hash_key} = :h"
+        values: dict[str, Any] = {":h": hash_value}
+        if prefix:
+            condition += f" AND begins_with({self.range_key}, :p)"
+            values[":p"] = prefix
+        request: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": encode(values),
+            "ConsistentRead": True,
+        }
+        if after is not None:
+            request["ExclusiveStartKey"] = self.key(hash_value, after)
+        remaining = limit
+        while True:
+            if remaining is not None:
+                request["Limit"] = remaining
+            response = self.client.query(**request)
+            for item in response.get("Items", []):
+                yield decode(item)
+            if remaining is not None:
+                remaining -= len(response.get("Items", []))
+                if remaining <= 0:
+                    return
+            if "LastEvaluatedKey" not in response:
+                return
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def transact(self, operations: list[dict[str, Any]]) -> list[str] | None:
+        """Run a write transaction; None on success, else the per-item cancellation reasons."""
+        try:
+            self.client.transact_write_items(TransactItems=operations)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
+                return cancellation_codes(exc)
+            raise
+        return None
+
+    def op_put(
+        self, item: dict[str, Any], condition: str | None = None, values: dict[str, Any] | None = None, names: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        return {"Put": {"TableName": self.name, "Item": encode(item), **_expression_parts(condition, values, names)}}
+
+    def op_update(
+        self,
+        key: tuple[str, str | None],
+        expression: str,
+        values: dict[str, Any] | None = None,
+        condition: str | None = None,
+        names: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        body = {"TableName": self.name, "Key": self.key(*key), "UpdateExpression": expression, **_expression_parts(condition, values, names)}
+        return {"Update": body}
+
+    def op_delete(self, key: tuple[str, str | None], condition: str | None = None, values: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {"Delete": {"TableName": self.name, "Key": self.key(*key), **_expression_parts(condition, values, None)}}
+
+
+def _expression_parts(condition: str | None, values: dict[str, Any] | None, names: dict[str, str] | None) -> dict[str, Any]:
+    parts: dict[str, Any] = {}
+    if condition:
+        parts["ConditionExpression"] = condition
+    if values:
+        parts["ExpressionAttributeValues"] = encode(values)
+    if names:
+        parts["ExpressionAttributeNames"] = names
+    return parts

@@ -1,0 +1,163 @@
+"""The repository index in DynamoDB: catalog, tags, manifests and referrers.
+
+It holds what search needs (sizes, platforms, push times, annotations) so listings never read S3,
+and small manifest bodies inline so a pull by tag is one read. S3 stays the source of truth:
+`rebuild.py` recreates all of this from the bucket.
+
+Items (partition: repo, sort: key):
+  ("_catalog", <repo>)         the repository exists; `manifests` counts its manifests
+  (<repo>, "t#<tag>")          a tag: digest, media type, size, inline body
+  (<repo>, "m#<digest>")       a manifest: descriptors, subject, platform(s), sizes, push time, inline body
+  (<repo>, "r#<subject>#<d>")  a referrer of <subject>: its descriptor for the referrers API
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.dynamo import Table
+from chalicelib.manifests import Manifest
+
+CATALOG = "_catalog"  # not a valid repository name, so it cannot collide with one
+INLINE_LIMIT = 300 * 1024  # DynamoDB items stop at 400 KB
+TRANSACTION_LIMIT = 100
+
+
+def tag_key(tag: str) -> str:
+    return f"t#{tag}"
+
+
+def manifest_key(digest: str) -> str:
+    return f"m#{digest}"
+
+
+def referrer_key(subject: str, digest: str) -> str:
+    return f"r#{subject}#{digest}"
+
+
+@dataclass(frozen=True)
+class StoredManifest:
+    digest: str
+    media_type: str
+    size: int
+    body: bytes | None  # None when too large to keep inline: read it from S3
+    subject: str | None = None
+
+
+def _stored(item: dict[str, Any], digest: str) -> StoredManifest:
+    return StoredManifest(digest, str(item["mediaType"]), int(item["size"]), item.get("body"), item.get("subject"))
+
+
+class RepoIndex:
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def manifest_item(self, repo: str, manifest: Manifest, platforms: list[dict[str, str]]) -> dict[str, Any]:
+        """Everything search will list about a manifest, written once at push time."""
+        body = manifest.body if len(manifest.body) <= INLINE_LIMIT else None
+        return {
+            "repo": repo,
+            "key": manifest_key(str(manifest.digest)),
+            "mediaType": manifest.media_type,
+            "size": len(manifest.body),
+            "body": body,
+            "pushed": int(time.time()),
+            "artifactType": manifest.referrer_artifact_type(),
+            "subject": str(manifest.subject.digest) if manifest.subject else None,
+            "config": manifest.config.as_index() if manifest.config else None,
+            "layers": [layer.as_index() for layer in manifest.layers] or None,
+            "children": [child.as_index() for child in manifest.children] or None,
+            "platforms": platforms or None,
+            "annotations": manifest.annotations or None,
+            "totalSize": len(manifest.body) + manifest.layers_size() + sum(c.size for c in manifest.children),
+        }
+
+    def put_manifest(self, repo: str, manifest: Manifest, platforms: list[dict[str, str]], tag: str | None) -> None:
+        """Index a manifest (and its tag) in one transaction; re-pushing the same digest only moves the tag."""
+        item = self.manifest_item(repo, manifest, platforms)
+        tag_ops = [self.table.op_put(self._tag_item(repo, tag, item))] if tag else []
+        operations = [
+            self.table.op_put(item, "attribute_not_exists(#k)", names={"#k": "key"}),
+            self.table.op_update((CATALOG, repo), "ADD manifests :one SET updated = :now", {":one": 1, ":now": item["pushed"]}),
+            *tag_ops,
+        ]
+        if manifest.subject:
+            operations.append(self.table.op_put(self._referrer_item(repo, manifest, item)))
+        reasons = self.table.transact(operations)
+        if reasons is not None and tag_ops:
+            self.table.transact(tag_ops)
+
+    def manifest(self, repo: str, digest: str) -> StoredManifest | None:
+        item = self.table.get(repo, manifest_key(digest))
+        return _stored(item, digest) if item else None
+
+    def manifest_details(self, repo: str, digest: str) -> dict[str, Any] | None:
+        return self.table.get(repo, manifest_key(digest))
+
+    def tagged(self, repo: str, tag: str) -> StoredManifest | None:
+        item = self.table.get(repo, tag_key(tag))
+        return _stored(item, str(item["digest"])) if item else None
+
+    def existing_manifests(self, repo: str, digests: list[str]) -> set[str]:
+        items = self.table.batch_get([(repo, manifest_key(d)) for d in set(digests)])
+        return {str(i["key"])[2:] for i in items}
+
+    def delete_tag(self, repo: str, tag: str) -> bool:
+        return self.table.delete(repo, tag_key(tag), condition="attribute_exists(#k)", names={"#k": "key"})
+
+    def delete_manifest(self, repo: str, digest: str) -> bool:
+        """Drop a manifest with every tag that points to it; False when it was not there."""
+        stored = self.table.get(repo, manifest_key(digest))
+        if stored is None:
+            return False
+        tags = [i["key"] for i in self.table.query(repo, "t#") if i.get("digest") == digest]
+        for start in range(0, len(tags), TRANSACTION_LIMIT):
+            self.table.transact([self.table.op_delete((repo, key), "digest = :d", {":d": digest}) for key in tags[start : start + TRANSACTION_LIMIT]])
+        operations = [
+            self.table.op_delete((repo, manifest_key(digest)), "attribute_exists(mediaType)"),
+            self.table.op_update((CATALOG, repo), "ADD manifests :minus", {":minus": -1}),
+        ]
+        if stored.get("subject"):
+            operations.append(self.table.op_delete((repo, referrer_key(str(stored["subject"]), digest))))
+        if self.table.transact(operations) is not None:
+            return False
+        self.table.delete(CATALOG, repo, condition="manifests <= :zero", values={":zero": 0})
+        return True
+
+    def tags(self, repo: str, limit: int | None, after: str | None) -> list[str]:
+        items = self.table.query(repo, "t#", after=tag_key(after) if after else None, limit=limit)
+        return [str(i["key"])[2:] for i in items]
+
+    def digests_tagged(self, repo: str, digest: str) -> list[str]:
+        return [str(i["key"])[2:] for i in self.table.query(repo, "t#") if i.get("digest") == digest]
+
+    def repositories(self, limit: int | None, after: str | None) -> list[str]:
+        return [str(i["key"]) for i in self.table.query(CATALOG, after=after, limit=limit)]
+
+    def repository_exists(self, repo: str) -> bool:
+        return self.table.get(CATALOG, repo) is not None
+
+    def referrers(self, repo: str, subject: str) -> list[dict[str, Any]]:
+        return [i["descriptor"] for i in self.table.query(repo, f"r#{subject}#")]
+
+    def _tag_item(self, repo: str, tag: str, manifest_item: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "repo": repo,
+            "key": tag_key(tag),
+            "digest": manifest_item["key"][2:],
+            "mediaType": manifest_item["mediaType"],
+            "size": manifest_item["size"],
+            "body": manifest_item["body"],
+            "pushed": manifest_item["pushed"],
+        }
+
+    def _referrer_item(self, repo: str, manifest: Manifest, item: dict[str, Any]) -> dict[str, Any]:
+        descriptor: dict[str, Any] = {"mediaType": manifest.media_type, "digest": str(manifest.digest), "size": len(manifest.body)}
+        if item["artifactType"]:
+            descriptor["artifactType"] = item["artifactType"]
+        if manifest.annotations:
+            descriptor["annotations"] = manifest.annotations
+        assert manifest.subject is not None
+        return {"repo": repo, "key": referrer_key(str(manifest.subject.digest), str(manifest.digest)), "descriptor": descriptor}

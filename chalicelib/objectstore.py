@@ -1,0 +1,116 @@
+"""The S3 storage driver: a few verbs on keys relative to the storage location's prefix.
+
+Nothing above this module sees a bucket name, a boto3 exception or an S3 response shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+_MISSING = {"NoSuchKey", "404", "NotFound", "NoSuchUpload"}
+STREAM_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class ObjectStore:
+    """One storage location: a bucket and a key prefix."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix
+
+    def _key(self, key: str) -> str:
+        return self.prefix + key
+
+    def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream", if_absent: bool = False) -> bool:
+        """Write an object; with if_absent, S3 decides a race and False means someone else's won."""
+        extra = {"IfNoneMatch": "*"} if if_absent else {}
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type, **extra)
+        except ClientError as exc:
+            if if_absent and _code(exc) in {"PreconditionFailed", "ConditionalRequestConflict"}:
+                return False
+            raise
+        return True
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        except ClientError as exc:
+            if _code(exc) in _MISSING:
+                return None
+            raise
+
+    def size(self, key: str) -> int | None:
+        try:
+            return int(self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"])
+        except ClientError as exc:
+            if _code(exc) in _MISSING:
+                return None
+            raise
+
+    def stream(self, key: str, first: int | None = None, last: int | None = None) -> Iterator[bytes]:
+        """Stream an object, or the inclusive byte range first..last of it."""
+        extra = {"Range": f"bytes={first}-{last}"} if first is not None else {}
+        body = self.client.get_object(Bucket=self.bucket, Key=self._key(key), **extra)["Body"]
+        try:
+            yield from body.iter_chunks(STREAM_CHUNK)
+        finally:
+            body.close()
+
+    def delete(self, *keys: str) -> None:
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": self._key(k)} for k in keys[start : start + 1000]]
+            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+
+    def presigned_get(self, key: str, expires_in: int, content_type: str | None = None) -> str:
+        params: dict[str, str] = {"Bucket": self.bucket, "Key": self._key(key)}
+        if content_type:
+            params["ResponseContentType"] = content_type
+        return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
+
+    def copy(self, source: str, destination: str) -> None:
+        """Server-side copy: the bytes never pass through this process."""
+        self.client.copy({"Bucket": self.bucket, "Key": self._key(source)}, self.bucket, self._key(destination))
+
+    def list(self, prefix: str, start_after: str = "") -> Iterator[StoredObject]:
+        """Every object under prefix, in key order, one page at a time."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix), StartAfter=self._key(start_after) if start_after else "")
+        for page in pages:
+            for item in page.get("Contents", []):
+                yield StoredObject(item["Key"][len(self.prefix) :], int(item["Size"]))
+
+    # Multipart uploads stage blob uploads: parts of at least 5 MiB except the last.
+
+    def start_multipart(self, key: str) -> str:
+        return str(self.client.create_multipart_upload(Bucket=self.bucket, Key=self._key(key))["UploadId"])
+
+    def put_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
+        response = self.client.upload_part(Bucket=self.bucket, Key=self._key(key), UploadId=upload_id, PartNumber=number, Body=data)
+        return str(response["ETag"])
+
+    def complete_multipart(self, key: str, upload_id: str, etags: list[str]) -> None:
+        parts = [{"PartNumber": n, "ETag": etag} for n, etag in enumerate(etags, start=1)]
+        self.client.complete_multipart_upload(Bucket=self.bucket, Key=self._key(key), UploadId=upload_id, MultipartUpload={"Parts": parts})
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=self._key(key), UploadId=upload_id)
+        except ClientError as exc:
+            if _code(exc) not in _MISSING:
+                raise

@@ -1,0 +1,222 @@
+"""The distribution-spec's semantics on top of blobs, upload sessions and the index.
+
+This is the registry model: it raises the spec's errors and knows nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from chalicelib.access import Caller
+from chalicelib.blobs import BlobLocation, BlobStore
+from chalicelib.errors import (
+    BlobUnknown,
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestUnknown,
+    NameUnknown,
+    RangeInvalid,
+)
+from chalicelib.index import RepoIndex, StoredManifest
+from chalicelib.manifests import IMAGE_CONFIG_TYPES, Manifest, parse_manifest, platform_of_config
+from chalicelib.objectstore import ObjectStore
+from chalicelib.references import Digest, is_tag
+from chalicelib.uploads import BlobWriter, SessionTable, UploadSession
+
+CONFIG_READ_LIMIT = 1 << 20  # configs larger than this are not read for platform facts
+
+
+def manifest_object_key(repo: str, digest: str) -> str:
+    algorithm, _, hexpart = digest.partition(":")
+    return f"repositories/{repo}/_manifests/revisions/{algorithm}/{hexpart}"
+
+
+def tag_object_key(repo: str, tag: str) -> str:
+    return f"repositories/{repo}/_manifests/tags/{tag}"
+
+
+@dataclass(frozen=True)
+class PulledManifest:
+    digest: str
+    media_type: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class PushedManifest:
+    digest: Digest
+    subject: Digest | None
+
+
+class Registry:
+    def __init__(self, store: ObjectStore, blobs: BlobStore, sessions: SessionTable, index: RepoIndex) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.sessions = sessions
+        self.index = index
+
+    # Blobs
+
+    def check_blob(self, repo: str, digest: Digest, caller: Caller) -> BlobLocation:
+        """HEAD: with dedupe on, a blob held by a repository the caller can read is linked here (as zot does)."""
+        found = self.blobs.stat(repo, digest)
+        if found is None and self.blobs.dedupe and not self.blobs.was_deleted(repo, digest):
+            found = self.blobs.link_from(repo, digest, self.blobs.holders(digest), caller.may_read)
+        if found is None:
+            raise BlobUnknown(detail={"digest": str(digest)})
+        return found
+
+    def blob(self, repo: str, digest: Digest) -> BlobLocation:
+        return self.blobs.require(repo, digest)
+
+    def delete_blob(self, repo: str, digest: Digest) -> None:
+        self.blobs.remove(repo, digest)
+
+    def mount_blob(self, repo: str, digest: Digest, source: str, caller: Caller) -> BlobLocation | None:
+        return self.blobs.link_from(repo, digest, [source], caller.may_read)
+
+    # Uploads
+
+    def start_upload(self, repo: str, algorithm: str) -> UploadSession:
+        return self.sessions.create(repo, algorithm)
+
+    def upload_monolithic(self, repo: str, digest: Digest, body: BinaryIO) -> BlobLocation:
+        """POST ?digest=: the session lives only in this request, so DynamoDB never sees it."""
+        return self._finish(UploadSession.transient(repo, digest.algorithm), body, digest, persisted=False)
+
+    def upload_status(self, repo: str, session_id: str) -> UploadSession:
+        return self.sessions.get(repo, session_id)
+
+    def append_upload(self, repo: str, session_id: str, body: BinaryIO, start: int | None, length: int | None) -> UploadSession:
+        """PATCH: streamed (no range) or a chunk that must start where the session ends."""
+        session = self.sessions.claim(repo, session_id, expected_offset=start)
+        writer = BlobWriter(self.store, session)
+        try:
+            before = session.offset
+            writer.append(body)
+            if length is not None and session.offset - before != length:
+                raise RangeInvalid("chunk length does not match Content-Range")
+        except BaseException:
+            self._abandon(writer)
+            raise
+        self.sessions.save(session)
+        return session
+
+    def finish_upload(self, repo: str, session_id: str, body: BinaryIO, digest: Digest, start: int | None) -> BlobLocation:
+        session = self.sessions.claim(repo, session_id, expected_offset=start)
+        return self._finish(session, body, digest)
+
+    def cancel_upload(self, repo: str, session_id: str) -> None:
+        session = self.sessions.claim(repo, session_id)
+        BlobWriter(self.store, session).discard()
+        self.sessions.delete(session)
+
+    def _finish(self, session: UploadSession, body: BinaryIO, digest: Digest, persisted: bool = True) -> BlobLocation:
+        writer = BlobWriter(self.store, session)
+        try:
+            writer.append(body, final=True)
+            committed = writer.commit(digest)
+        except BaseException:
+            self._abandon(writer, persisted)
+            raise
+        location = self.blobs.add(session.repo, committed)
+        if persisted:
+            self.sessions.delete(session)
+        return location
+
+    def _abandon(self, writer: BlobWriter, persisted: bool = True) -> None:
+        """A failed request ends its session: nothing it wrote can become visible."""
+        writer.discard()
+        if persisted:
+            self.sessions.delete(writer.session)
+
+    # Manifests
+
+    def put_manifest(self, repo: str, reference: str, body: bytes, content_type: str | None) -> PushedManifest:
+        manifest = parse_manifest(body, content_type)
+        tag = self._tag_or_check_digest(reference, manifest)
+        self._require_references(repo, manifest)
+        digest = str(manifest.digest)
+        self.store.put(manifest_object_key(repo, digest), body, content_type=manifest.media_type)
+        if tag:
+            self.store.put(tag_object_key(repo, tag), digest.encode(), content_type="text/plain")
+        self.index.put_manifest(repo, manifest, self._platforms(repo, manifest), tag)
+        return PushedManifest(manifest.digest, manifest.subject.digest if manifest.subject else None)
+
+    def get_manifest(self, repo: str, reference: str) -> PulledManifest:
+        stored = self._stored_manifest(repo, reference)
+        body = stored.body if stored.body is not None else self.store.get(manifest_object_key(repo, stored.digest))
+        if body is None:
+            raise ManifestUnknown(detail={"reference": reference})
+        return PulledManifest(stored.digest, stored.media_type, body)
+
+    def head_manifest(self, repo: str, reference: str) -> StoredManifest:
+        return self._stored_manifest(repo, reference)
+
+    def delete_manifest(self, repo: str, reference: str) -> None:
+        """By tag: only the tag goes. By digest: the manifest and every tag that points to it."""
+        if is_tag(reference):
+            if not self.index.delete_tag(repo, reference):
+                raise ManifestUnknown(detail={"tag": reference})
+            self.store.delete(tag_object_key(repo, reference))
+            return
+        digest = str(Digest.parse(reference))
+        tags = self.index.digests_tagged(repo, digest)
+        self.store.delete(*[tag_object_key(repo, t) for t in tags])
+        if not self.index.delete_manifest(repo, digest):
+            raise ManifestUnknown(detail={"digest": digest})
+        self.store.delete(manifest_object_key(repo, digest))
+
+    def _stored_manifest(self, repo: str, reference: str) -> StoredManifest:
+        by_tag = is_tag(reference)
+        stored = self.index.tagged(repo, reference) if by_tag else self.index.manifest(repo, str(Digest.parse(reference)))
+        if stored is None:
+            raise ManifestUnknown(detail={"reference": reference})
+        return stored
+
+    def _tag_or_check_digest(self, reference: str, manifest: Manifest) -> str | None:
+        if is_tag(reference):
+            return reference
+        expected = Digest.parse(reference)
+        if Digest.of(manifest.body, expected.algorithm) != expected:
+            raise DigestInvalid("manifest content does not match the digest in the URL", detail={"digest": reference})
+        return None
+
+    def _require_references(self, repo: str, manifest: Manifest) -> None:
+        missing = [str(d) for d in self.blobs.missing(repo, manifest.required_blobs())]
+        if manifest.is_index:
+            children = [str(c.digest) for c in manifest.children]
+            present = self.index.existing_manifests(repo, children) if children else set()
+            missing += [d for d in children if d not in present]
+        if missing:
+            raise ManifestBlobUnknown(detail={"missing": missing[:20]})
+
+    def _platforms(self, repo: str, manifest: Manifest) -> list[dict[str, str]]:
+        """Platforms for search: from the index's descriptors, or read once from the image config."""
+        if manifest.is_index:
+            return [c.platform for c in manifest.children if c.platform]
+        config = manifest.config
+        if config is None or config.media_type not in IMAGE_CONFIG_TYPES or config.size > CONFIG_READ_LIMIT:
+            return []
+        location = self.blobs.stat(repo, config.digest)
+        raw = self.store.get(location.data_key) if location else None
+        platform = platform_of_config(raw) if raw else None
+        return [platform] if platform else []
+
+    # Listings
+
+    def tags(self, repo: str, limit: int | None, after: str | None) -> list[str]:
+        if not self.index.repository_exists(repo):
+            raise NameUnknown(detail={"name": repo})
+        return self.index.tags(repo, limit, after)
+
+    def catalog(self, limit: int | None, after: str | None, caller: Caller) -> list[str]:
+        return [r for r in self.index.repositories(limit, after) if caller.may_read(r)]
+
+    def referrers(self, repo: str, subject: Digest, artifact_type: str | None) -> list[dict[str, object]]:
+        found = self.index.referrers(repo, str(subject))
+        if artifact_type is not None:
+            found = [d for d in found if d.get("artifactType") == artifact_type]
+        return found
+

@@ -1,0 +1,298 @@
+"""Blob upload sessions: bytes staged as an S3 multipart upload, state (hash included) in DynamoDB.
+
+A PATCH through API Gateway carries at most ~4.5 MiB while S3 wants non-final parts of 5 MiB, so
+short writes are kept as small "piece" objects and joined into a part once enough has arrived;
+bytes that are already a part are never sent again. Each request first claims the session with a
+conditional write (a lease), so of two requests racing on one session exactly one proceeds.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from chalicelib.dynamo import Table
+from chalicelib.errors import BlobUploadUnknown, DigestInvalid, RangeInvalid
+from chalicelib.objectstore import ObjectStore
+from chalicelib.references import Digest, ResumableHash
+
+MIN_PART = 5 << 20  # S3's smallest non-final part
+PART_SIZE = 8 << 20
+PARTS_IN_FLIGHT = 3
+LEASE_SECONDS = 900  # a Lambda runs at most 15 minutes
+_SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass
+class UploadSession:
+    """Everything needed to resume an upload in another process; the hash state is raw bytes."""
+
+    id: str
+    repo: str
+    algorithm: str = "sha256"
+    offset: int = 0
+    upload_id: str | None = None  # the S3 multipart upload, created when the first part is written
+    etags: list[str] = field(default_factory=list)
+    pieces: list[int] = field(default_factory=list)  # sizes of staged pieces not yet joined into a part
+    hash_state: bytes = b""
+    created: int = 0
+    lease: str | None = None
+
+    @classmethod
+    def transient(cls, repo: str, algorithm: str) -> UploadSession:
+        """A session for a single-request upload, never stored."""
+        return cls(id=uuid.uuid4().hex, repo=repo, algorithm=algorithm, created=int(time.time()))
+
+    @property
+    def data_key(self) -> str:
+        """Where the blob's bytes will live; fixed at creation so committing never copies."""
+        return f"_data/{self.id}"
+
+    @property
+    def staged(self) -> int:
+        return sum(self.pieces)
+
+    def piece_keys(self) -> list[str]:
+        start = self.offset - self.staged
+        keys = []
+        for size in self.pieces:
+            keys.append(f"_uploads/{self.id}/{start:016d}")
+            start += size
+        return keys
+
+
+@dataclass(frozen=True)
+class CommittedBlob:
+    digest: Digest
+    size: int
+    data_key: str
+
+
+class SessionTable:
+    """Upload sessions in DynamoDB, with a TTL attribute so abandoned items expire on their own."""
+
+    def __init__(self, table: Table, ttl_seconds: float) -> None:
+        self.table = table
+        self.ttl_seconds = ttl_seconds
+
+    def create(self, repo: str, algorithm: str) -> UploadSession:
+        session = UploadSession(id=uuid.uuid4().hex, repo=repo, algorithm=algorithm, created=int(time.time()))
+        session.hash_state = ResumableHash(algorithm).state()
+        self.table.put(self._item(session), condition="attribute_not_exists(id)")
+        return session
+
+    def get(self, repo: str, session_id: str) -> UploadSession:
+        item = self.table.get(session_id) if _SESSION_ID.match(session_id) else None
+        if item is None or item.get("repo") != repo:
+            raise BlobUploadUnknown(detail={"session": session_id[:64]})
+        return self._session(item)
+
+    def claim(self, repo: str, session_id: str, expected_offset: int | None = None) -> UploadSession:
+        """Take the session's lease; a missing session is 404, a busy or misplaced one 416."""
+        self.get(repo, session_id)
+        now = int(time.time())
+        condition = "attribute_exists(id) AND (attribute_not_exists(lease) OR lease_until < :now)"
+        values: dict[str, object] = {":me": uuid.uuid4().hex, ":until": now + LEASE_SECONDS, ":now": now}
+        if expected_offset is not None:
+            condition += " AND #offset = :offset"
+            values[":offset"] = expected_offset
+        names = {"#offset": "offset"} if expected_offset is not None else None
+        item = self.table.update((session_id, None), "SET lease = :me, lease_until = :until", values, condition, names)
+        if item is None:
+            current = self.get(repo, session_id)
+            raise RangeInvalid("upload session busy or offset mismatch", headers=progress_headers(current))
+        return self._session(item)
+
+    def save(self, session: UploadSession) -> None:
+        """Store the new state and release the lease, only if we still hold it."""
+        item = self._item(session)
+        item.pop("id")
+        names = {f"#{k}": k for k in item}
+        values = {f":{k}": v for k, v in item.items()} | {":me": session.lease}
+        assignments = ", ".join(f"#{k} = :{k}" for k in item)
+        removals = " REMOVE lease, lease_until" + ("" if session.upload_id else ", upload_id")
+        updated = self.table.update((session.id, None), f"SET {assignments}{removals}", values, "lease = :me", names)
+        if updated is None:
+            raise RangeInvalid("upload session was taken over by another request")
+
+    def release(self, session: UploadSession) -> None:
+        self.table.update((session.id, None), "REMOVE lease, lease_until", {":me": session.lease}, "lease = :me")
+
+    def delete(self, session: UploadSession) -> None:
+        self.table.delete(session.id)
+
+    def _item(self, session: UploadSession) -> dict[str, object]:
+        return {
+            "id": session.id,
+            "repo": session.repo,
+            "algorithm": session.algorithm,
+            "offset": session.offset,
+            "upload_id": session.upload_id,
+            "etags": session.etags,
+            "pieces": session.pieces,
+            "hash_state": session.hash_state,
+            "created": session.created,
+            "expires": session.created + int(self.ttl_seconds),
+        }
+
+    @staticmethod
+    def _session(item: dict[str, object]) -> UploadSession:
+        return UploadSession(
+            id=str(item["id"]),
+            repo=str(item["repo"]),
+            algorithm=str(item.get("algorithm", "sha256")),
+            offset=int(item.get("offset", 0)),  # type: ignore[arg-type]
+            upload_id=item.get("upload_id"),  # type: ignore[arg-type]
+            etags=list(item.get("etags", [])),  # type: ignore[call-overload]
+            pieces=list(item.get("pieces", [])),  # type: ignore[call-overload]
+            hash_state=bytes(item.get("hash_state", b"")),  # type: ignore[arg-type]
+            created=int(item.get("created", 0)),  # type: ignore[arg-type]
+            lease=item.get("lease"),  # type: ignore[arg-type]
+        )
+
+
+def progress_headers(session: UploadSession) -> dict[str, str]:
+    """The Location and Range a client needs to resume: Range is inclusive, "0-0" when empty."""
+    end = max(session.offset - 1, 0)
+    return {
+        "Location": f"/v2/{session.repo}/blobs/uploads/{session.id}",
+        "Range": f"0-{end}",
+        "Docker-Upload-UUID": session.id,
+    }
+
+
+_executor = ThreadPoolExecutor(max_workers=PARTS_IN_FLIGHT, thread_name_prefix="upload-part")
+
+
+class BlobWriter:
+    """Appends a request body to a claimed session: hashes as it reads and keeps a few parts in flight."""
+
+    def __init__(self, store: ObjectStore, session: UploadSession) -> None:
+        self.store = store
+        self.session = session
+        self.hasher = ResumableHash(session.algorithm, session.hash_state)
+        self._in_flight: deque[Future[str]] = deque()
+
+    def append(self, body: BinaryIO, final: bool = False) -> None:
+        """Consume the whole body; on final, everything staged becomes the last part."""
+        old_pieces = self.session.piece_keys()
+        buffer = bytearray(self._read(body, PART_SIZE))
+        at_end = len(buffer) < PART_SIZE
+        if at_end and not final and self.session.staged + len(buffer) < MIN_PART:
+            self._add_piece(bytes(buffer))
+            return
+        if old_pieces:
+            buffer[0:0] = self._take_pieces(old_pieces)
+        try:
+            self._stream_parts(body, buffer, at_end)
+            self._place_rest(bytes(buffer), final)
+        finally:
+            self._wait_for_parts()
+            self.session.hash_state = self.hasher.state()
+        if old_pieces:
+            self.store.delete(*old_pieces)
+
+    def _stream_parts(self, body: BinaryIO, buffer: bytearray, at_end: bool) -> None:
+        """Send full parts while reading on, leaving in buffer what is left after the body ends."""
+        while True:
+            while len(buffer) >= PART_SIZE:
+                self._send_part(bytes(buffer[:PART_SIZE]))
+                del buffer[:PART_SIZE]
+            if at_end:
+                return
+            wanted = PART_SIZE - len(buffer)
+            block = self._read(body, wanted)
+            at_end = len(block) < wanted
+            buffer += block
+
+    def _place_rest(self, rest: bytes, final: bool) -> None:
+        """The tail of a request: the whole blob, a part if S3 accepts one, or a piece to join later."""
+        if final and self.session.upload_id is None:
+            if rest:
+                self.store.put(self.session.data_key, rest)
+        elif final or len(rest) >= MIN_PART:
+            if rest:
+                self._send_part(rest)
+        elif rest:
+            self._add_piece(rest)
+
+    def _read(self, body: BinaryIO, size: int) -> bytes:
+        """Read up to size bytes (short only at the end of the body), hashing and counting them."""
+        chunks: list[bytes] = []
+        remaining = size
+        while remaining > 0:
+            chunk = body.read(remaining)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        data = b"".join(chunks)
+        self.hasher.update(data)
+        self.session.offset += len(data)
+        return data
+
+    def commit(self, expected: Digest) -> CommittedBlob:
+        """Turn the staged bytes into the blob object; the digest must match what was hashed."""
+        session = self.session
+        if session.upload_id:
+            self.store.complete_multipart(session.data_key, session.upload_id, session.etags)
+        elif session.offset == 0:
+            self.store.put(session.data_key, b"")
+        actual = self.hasher.digest() if expected.algorithm == session.algorithm else self._rehash(expected.algorithm)
+        if actual != expected:
+            self.store.delete(session.data_key)
+            raise DigestInvalid(detail={"expected": str(expected), "actual": str(actual)})
+        return CommittedBlob(expected, session.offset, session.data_key)
+
+    def discard(self) -> None:
+        """Drop everything the session staged: the multipart upload and any pieces."""
+        if self.session.upload_id:
+            self.store.abort_multipart(self.session.data_key, self.session.upload_id)
+        keys = self.session.piece_keys()
+        if keys:
+            self.store.delete(*keys)
+
+    def _take_pieces(self, keys: list[str]) -> bytes:
+        joined = b"".join(self.store.get(key) or b"" for key in keys)
+        if len(joined) != self.session.staged:
+            raise BlobUploadUnknown("staged upload data is missing")
+        self.session.pieces = []
+        return joined
+
+    def _add_piece(self, data: bytes) -> None:
+        """Stage a short write as its own object; earlier pieces stay where they are."""
+        if data:
+            self.store.put(f"_uploads/{self.session.id}/{self.session.offset - len(data):016d}", data)
+            self.session.pieces.append(len(data))
+        self.session.hash_state = self.hasher.state()
+
+    def _send_part(self, data: bytes) -> None:
+        if self.session.upload_id is None:
+            self.session.upload_id = self.store.start_multipart(self.session.data_key)
+        if len(self._in_flight) >= PARTS_IN_FLIGHT:
+            self.session.etags.append(self._in_flight.popleft().result())
+        number = len(self.session.etags) + len(self._in_flight) + 1
+        self._in_flight.append(_executor.submit(self.store.put_part, self.session.data_key, self.session.upload_id, number, data))
+
+    def _wait_for_parts(self) -> None:
+        """Collect every part in flight, in order; the first failure is raised after all have settled."""
+        failure: BaseException | None = None
+        while self._in_flight:
+            try:
+                self.session.etags.append(self._in_flight.popleft().result())
+            except Exception as exc:  # noqa: BLE001 - re-raised below once nothing is left running
+                failure = failure or exc
+        if failure:
+            raise failure
+
+    def _rehash(self, algorithm: str) -> Digest:
+        """Rare path: the client never said which algorithm it would use, so read the blob once."""
+        hasher = ResumableHash(algorithm)
+        for chunk in self.store.stream(self.session.data_key):
+            hasher.update(chunk)
+        return hasher.digest()
