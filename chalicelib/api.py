@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from chalicelib.access import ANONYMOUS, Caller
 from chalicelib.blobs import BlobLocation
-from chalicelib.errors import BlobRangeInvalid, Denied, DigestInvalid, RangeInvalid, RegistryError, SizeInvalid
+from chalicelib.errors import BlobRangeInvalid, Denied, DigestInvalid, PayloadTooLarge, RangeInvalid, RegistryError
 from chalicelib.http import Headers, Request, Response
 from chalicelib.manifests import MAX_MANIFEST_SIZE, OCI_INDEX
 from chalicelib.objectstore import ObjectStore
@@ -181,7 +181,7 @@ class Api:
         request = context.request
         length = request.content_length
         if length is not None and length > MAX_MANIFEST_SIZE:
-            raise SizeInvalid("manifest too large", detail={"limit": MAX_MANIFEST_SIZE})
+            raise PayloadTooLarge("manifest too large", detail={"limit": MAX_MANIFEST_SIZE})
         body = request.body.read(MAX_MANIFEST_SIZE + 1)
         pushed = self.registry.put_manifest(context.repo, context.params["reference"], body, request.headers.get("Content-Type"))
         headers = {"Location": f"/v2/{context.repo}/manifests/{pushed.digest}", "Docker-Content-Digest": str(pushed.digest), "Content-Length": "0"}

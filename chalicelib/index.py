@@ -13,6 +13,7 @@ Items (partition: repo, sort: key):
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,9 @@ from chalicelib.manifests import Manifest
 
 CATALOG = "_catalog"  # not a valid repository name, so it cannot collide with one
 INLINE_LIMIT = 300 * 1024  # DynamoDB items stop at 400 KB
+ITEM_BUDGET = 350 * 1024
+# What an item gives up, in order, when it would not fit: all of it can be read back from S3.
+SHEDDABLE = ("body", "annotations", "layers", "children", "config", "platforms")
 TRANSACTION_LIMIT = 100
 
 
@@ -46,6 +50,21 @@ class StoredManifest:
     subject: str | None = None
 
 
+def _approximate_size(item: dict[str, Any]) -> int:
+    return sum(len(k) + (len(v) if isinstance(v, bytes) else len(json.dumps(v, default=str))) for k, v in item.items())
+
+
+def fit_item(item: dict[str, Any]) -> dict[str, Any]:
+    """Drop optional facts until the item fits DynamoDB; `partial` tells readers to go to S3."""
+    for name in SHEDDABLE:
+        if _approximate_size(item) <= ITEM_BUDGET:
+            break
+        if item.get(name) is not None:
+            item[name] = None
+            item["partial"] = True
+    return item
+
+
 def _stored(item: dict[str, Any], digest: str) -> StoredManifest:
     return StoredManifest(digest, str(item["mediaType"]), int(item["size"]), item.get("body"), item.get("subject"))
 
@@ -57,7 +76,7 @@ class RepoIndex:
     def manifest_item(self, repo: str, manifest: Manifest, platforms: list[dict[str, str]]) -> dict[str, Any]:
         """Everything search will list about a manifest, written once at push time."""
         body = manifest.body if len(manifest.body) <= INLINE_LIMIT else None
-        return {
+        return fit_item({
             "repo": repo,
             "key": manifest_key(str(manifest.digest)),
             "mediaType": manifest.media_type,
@@ -72,7 +91,7 @@ class RepoIndex:
             "platforms": platforms or None,
             "annotations": manifest.annotations or None,
             "totalSize": len(manifest.body) + manifest.layers_size() + sum(c.size for c in manifest.children),
-        }
+        })
 
     def put_manifest(self, repo: str, manifest: Manifest, platforms: list[dict[str, str]], tag: str | None) -> None:
         """Index a manifest (and its tag) in one transaction; re-pushing the same digest only moves the tag."""
@@ -154,10 +173,10 @@ class RepoIndex:
         }
 
     def _referrer_item(self, repo: str, manifest: Manifest, item: dict[str, Any]) -> dict[str, Any]:
+        assert manifest.subject is not None
         descriptor: dict[str, Any] = {"mediaType": manifest.media_type, "digest": str(manifest.digest), "size": len(manifest.body)}
         if item["artifactType"]:
             descriptor["artifactType"] = item["artifactType"]
-        if manifest.annotations:
+        if manifest.annotations and _approximate_size(manifest.annotations) <= ITEM_BUDGET:
             descriptor["annotations"] = manifest.annotations
-        assert manifest.subject is not None
         return {"repo": repo, "key": referrer_key(str(manifest.subject.digest), str(manifest.digest)), "descriptor": descriptor}

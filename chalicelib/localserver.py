@@ -71,12 +71,6 @@ class BodyReader(io.BufferedIOBase):
             self.failed = True
             raise
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        view = memoryview(buffer).cast("B")
-        data = self.read(len(view))
-        view[: len(data)] = data
-        return len(data)
-
     def drain(self, limit: int = DRAIN_LIMIT) -> bool:
         """Discard the unread rest so the connection can carry another request; False means close it instead."""
         skipped = 0
@@ -160,6 +154,7 @@ class LocalServer(ThreadingHTTPServer):
         super().__init__(address, RequestHandler)
 
     def handle_error(self, request: object, client_address: object) -> None:
+        """Called for anything escaping a connection's handler; a vanished client is routine, not a traceback."""
         if isinstance(sys.exc_info()[1], _DISCONNECTS):
             logger.debug("client %s went away", client_address)
         else:
@@ -173,21 +168,10 @@ class RequestHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     timeout = 300
     _continue_pending = False
-
-    def handle_one_request(self) -> None:
-        try:
-            super().handle_one_request()
-        except _DISCONNECTS as exc:
-            logger.debug("client connection lost: %r", exc)
-            self.close_connection = True
-
-    def parse_request(self) -> bool:
-        self._continue_pending = False
-        return super().parse_request()
+    _sent = 0
 
     def handle_expect_100(self) -> bool:
-        """Defer 100 Continue until the core reads the body, so an upload it rejects is never transmitted."""
-        self._continue_pending = True
+        """Defer 100 Continue until the core reads the body (see _body_reader), so a rejected upload is never sent."""
         return True
 
     def _send_continue(self) -> None:
@@ -211,12 +195,13 @@ class RequestHandler(BaseHTTPRequestHandler):
             if not reader.eof and (self._continue_pending or reader.failed or not reader.drain()):
                 self.close_connection = True  # drained before responding: a client still sending must not deadlock us
         self._continue_pending = False
-        sent = 0
+        self._sent = 0
         try:
-            sent = self._write_response(response)
+            self._write_response(response)
         finally:
+            _close_iterable(response.body)
             elapsed = (time.monotonic() - started) * 1000
-            logger.info("%s %s %d %.1fms %dB", self.command, path, response.status, elapsed, sent)
+            logger.info("%s %s %d %.1fms %dB", self.command, path, response.status, elapsed, self._sent)
 
     do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = do_OPTIONS = _dispatch
 
@@ -227,7 +212,9 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def _body_reader(self) -> BodyReader | Response:
         rfile = cast(BinaryIO, self.rfile)
-        on_first_read = self._send_continue if self._continue_pending else None
+        expect = self.headers.get("Expect", "").lower() == "100-continue" and self.request_version >= "HTTP/1.1"
+        self._continue_pending = expect
+        on_first_read = self._send_continue if expect else None
         encoding, length = self.headers.get("Transfer-Encoding"), self.headers.get("Content-Length")
         if encoding is not None:
             if encoding.strip().lower() != "chunked":
@@ -249,7 +236,7 @@ class RequestHandler(BaseHTTPRequestHandler):
                 logger.exception("handler failed: %s %s", request.method, request.path)
             return _error(500, "UNKNOWN", "internal error")
 
-    def _write_response(self, response: Response) -> int:
+    def _write_response(self, response: Response) -> None:
         headers, body = Headers(response.headers.items()), response.body
         no_body = self.command == "HEAD" or response.status in (204, 304) or response.status < 200
         chunked = not isinstance(body, bytes) and "Content-Length" not in headers and not no_body
@@ -265,38 +252,38 @@ class RequestHandler(BaseHTTPRequestHandler):
         for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
-        return 0 if no_body else self._write_body(body, chunked)
+        if not no_body:
+            self._write_body(body, chunked)
 
-    def _write_body(self, body: bytes | Iterable[bytes], chunked: bool) -> int:
+    def _write_body(self, body: bytes | Iterable[bytes], chunked: bool) -> None:
         if isinstance(body, bytes):
             self.wfile.write(body)
-            return len(body)
-        sent = 0
+            self._sent = len(body)
+            return
         try:
             for chunk in body:
                 if chunk:  # an empty chunk would end a chunked body early
                     self.wfile.write(b"".join((b"%X\r\n" % len(chunk), chunk, b"\r\n")) if chunked else chunk)
-                    sent += len(chunk)
+                    self._sent += len(chunk)
         except _DISCONNECTS:
             raise
         except Exception:
-            logger.exception("response body stream failed after %d bytes", sent)
+            logger.exception("response body stream failed after %d bytes", self._sent)
             self.close_connection = True  # the client sees a truncated body rather than a wrong one
-            return sent
+            return
         if chunked:
             self.wfile.write(b"0\r\n\r\n")
-        return sent
-
-    def finish(self) -> None:
-        """Close any streamed response iterator the core handed us, even on HEAD or disconnect."""
-        super().finish()
 
 
 def _error(status: int, code: str, message: str, close: bool = False) -> Response:
-    headers = Headers({"Content-Type": "application/json"})
-    if close:
-        headers["Connection"] = "close"
+    headers = Headers({"Content-Type": "application/json"} | ({"Connection": "close"} if close else {}))
     return Response(status, headers, json.dumps({"errors": [{"code": code, "message": message}]}).encode())
+
+
+def _close_iterable(body: object) -> None:
+    """Release a streamed body's resources (e.g. an S3 stream) even on HEAD or a client disconnect."""
+    if not isinstance(body, bytes) and callable(close := getattr(body, "close", None)):
+        close()
 
 
 def serve(handler: Handler, host: str, port: int) -> ThreadingHTTPServer:

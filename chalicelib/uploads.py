@@ -110,8 +110,7 @@ class SessionTable:
 
     def save(self, session: UploadSession) -> None:
         """Store the new state and release the lease, only if we still hold it."""
-        item = self._item(session)
-        item.pop("id")
+        item = {k: v for k, v in self._item(session).items() if v is not None and k != "id"}
         names = {f"#{k}": k for k in item}
         values = {f":{k}": v for k, v in item.items()} | {":me": session.lease}
         assignments = ", ".join(f"#{k} = :{k}" for k in item)

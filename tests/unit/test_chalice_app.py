@@ -1,0 +1,89 @@
+"""The deployed path: API Gateway proxy events through the Chalice app into the core."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chalicelib.apigateway import event_for, response_body
+from tests.conftest import OCI_MANIFEST, sha256
+
+
+@pytest.fixture
+def lambda_app(service, monkeypatch):
+    import app as app_module
+
+    monkeypatch.setattr(app_module, "service", lambda: service)
+    return app_module.app
+
+
+def invoke(app, method: str, path: str, query=None, headers=None, body: bytes = b"") -> dict:
+    return app(event_for(method, path, query, headers, body), None)
+
+
+def header(result: dict, name: str) -> str | None:
+    for key, value in (result.get("headers") or {}).items():
+        if key.lower() == name.lower():
+            return value
+    for key, values in (result.get("multiValueHeaders") or {}).items():
+        if key.lower() == name.lower():
+            return values[0]
+    return None
+
+
+def test_base_endpoint_with_and_without_slash(lambda_app):
+    for path in ("/v2", "/v2/"):
+        result = invoke(lambda_app, "GET", path)
+        assert result["statusCode"] == 200
+        assert header(result, "Docker-Distribution-API-Version") == "registry/2.0"
+
+
+def test_push_and_pull_through_proxy_events(lambda_app):
+    layer = bytes(range(256)) * 64  # binary bytes that base64 must carry intact
+    digest = sha256(layer)
+    repo = "org/team/app"
+    started = invoke(lambda_app, "POST", f"/v2/{repo}/blobs/uploads/", headers={"Content-Type": "application/octet-stream"})
+    assert started["statusCode"] == 202
+    location = header(started, "Location")
+    assert location.startswith(f"/v2/{repo}/blobs/uploads/")
+    patched = invoke(lambda_app, "PATCH", location, headers={"Content-Type": "application/octet-stream"}, body=layer)
+    assert patched["statusCode"] == 202
+    assert header(patched, "Range") == f"0-{len(layer) - 1}"
+    done = invoke(lambda_app, "PUT", location, query={"digest": [digest]})
+    assert done["statusCode"] == 201, response_body(done)
+
+    config = b'{"architecture":"arm64","os":"linux"}'
+    config_digest = sha256(config)
+    assert invoke(lambda_app, "POST", f"/v2/{repo}/blobs/uploads/", query={"digest": [config_digest]}, body=config)["statusCode"] == 201
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": len(config)},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest, "size": len(layer)}],
+        }
+    ).encode()
+    put = invoke(lambda_app, "PUT", f"/v2/{repo}/manifests/v1", headers={"Content-Type": OCI_MANIFEST}, body=manifest)
+    assert put["statusCode"] == 201, response_body(put)
+
+    pulled = invoke(lambda_app, "GET", f"/v2/{repo}/manifests/v1", headers={"Accept": OCI_MANIFEST})
+    assert pulled["statusCode"] == 200
+    assert response_body(pulled) == manifest
+    assert header(pulled, "Docker-Content-Digest") == sha256(manifest)
+
+    no_accept = invoke(lambda_app, "GET", f"/v2/{repo}/manifests/v1")
+    assert no_accept["statusCode"] == 200
+
+    blob = invoke(lambda_app, "GET", f"/v2/{repo}/blobs/{digest}")
+    assert blob["statusCode"] == 307
+    assert header(blob, "Location").startswith("http")
+
+
+def test_errors_keep_the_spec_body(lambda_app):
+    result = invoke(lambda_app, "GET", "/v2/Bad_Name/tags/list")
+    assert result["statusCode"] == 400
+    assert json.loads(response_body(result))["errors"][0]["code"] == "NAME_INVALID"
+    unknown = invoke(lambda_app, "GET", "/v2/nobody/manifests/latest")
+    assert unknown["statusCode"] == 404
+    assert json.loads(response_body(unknown))["errors"][0]["code"] == "MANIFEST_UNKNOWN"
