@@ -114,6 +114,14 @@ class BlobStore:
         if self.table.transact(operations) is not None:
             raise BlobUnknown(detail={"digest": str(digest)})
 
+    def restore_link(self, repo: str, location: BlobLocation) -> None:
+        """Record that repo holds a blob, as found in S3 by the index rebuild."""
+        if self.dedupe:
+            self._link_shared(repo, location)
+            return
+        link = {"digest": str(location.digest), "holder": repo, "data": location.data_key, "size": location.size, "created": int(time.time())}
+        self.table.put(link, "attribute_not_exists(digest)")
+
     def _shared(self, digest: Digest) -> BlobLocation | None:
         item = self.table.get(str(digest), SHARED)
         if item is not None:

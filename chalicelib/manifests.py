@@ -106,6 +106,13 @@ def _descriptors(raw: Any, where: str) -> list[Descriptor]:
     return [_descriptor(item, f"{where}[{n}]") for n, item in enumerate(raw)]
 
 
+def _inferred_media_type(document: dict[str, Any]) -> str | None:
+    """OCI lets mediaType be omitted; when no Content-Type says either (index rebuild), the shape does."""
+    if "manifests" in document:
+        return OCI_INDEX
+    return OCI_MANIFEST if "config" in document else None
+
+
 def parse_manifest(body: bytes, content_type: str | None) -> Manifest:
     """Check size, JSON, media type and descriptors; the digest is computed here, never trusted."""
     if len(body) > MAX_MANIFEST_SIZE:
@@ -117,7 +124,7 @@ def parse_manifest(body: bytes, content_type: str | None) -> Manifest:
     if not isinstance(document, dict):
         raise ManifestInvalid("manifest must be a JSON object")
     declared = document.get("mediaType")
-    media_type = (content_type or "").split(";")[0].strip() or declared
+    media_type = (content_type or "").split(";")[0].strip() or declared or _inferred_media_type(document)
     if media_type not in MANIFEST_TYPES:
         raise ManifestInvalid("unsupported manifest media type", detail={"mediaType": str(media_type)[:200]})
     if declared is not None and declared != media_type:

@@ -141,7 +141,7 @@ class Registry:
         self.store.put(manifest_object_key(repo, digest), body, content_type=manifest.media_type)
         if tag:
             self.store.put(tag_object_key(repo, tag), digest.encode(), content_type="text/plain")
-        self.index.put_manifest(repo, manifest, self._platforms(repo, manifest), tag)
+        self.index.put_manifest(repo, manifest, self.platforms(repo, manifest), tag)
         return PushedManifest(manifest.digest, manifest.subject.digest if manifest.subject else None)
 
     def get_manifest(self, repo: str, reference: str) -> PulledManifest:
@@ -192,7 +192,7 @@ class Registry:
         if missing:
             raise ManifestBlobUnknown(detail={"missing": missing[:20]})
 
-    def _platforms(self, repo: str, manifest: Manifest) -> list[dict[str, str]]:
+    def platforms(self, repo: str, manifest: Manifest) -> list[dict[str, str]]:
         """Platforms for search: from the index's descriptors, or read once from the image config."""
         if manifest.is_index:
             return [c.platform for c in manifest.children if c.platform]
