@@ -167,8 +167,6 @@ class RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
     timeout = 300
-    _continue_pending = False
-    _sent = 0
 
     def handle_expect_100(self) -> bool:
         """Defer 100 Continue until the core reads the body (see _body_reader), so a rejected upload is never sent."""
@@ -194,7 +192,6 @@ class RequestHandler(BaseHTTPRequestHandler):
             response = self._call_app(request, reader)
             if not reader.eof and (self._continue_pending or reader.failed or not reader.drain()):
                 self.close_connection = True  # drained before responding: a client still sending must not deadlock us
-        self._continue_pending = False
         self._sent = 0
         try:
             self._write_response(response)
@@ -230,10 +227,10 @@ class RequestHandler(BaseHTTPRequestHandler):
         try:
             return cast(LocalServer, self.server).app(request)
         except Exception:
-            if reader.failed:  # the client broke off mid-body: not our bug, no traceback
+            if reader.failed:  # the client broke off or mis-framed its body: a client error, no traceback
                 logger.warning("request body broke off: %s %s", request.method, request.path)
-            else:
-                logger.exception("handler failed: %s %s", request.method, request.path)
+                return _error(400, "BLOB_UPLOAD_INVALID", "request body was truncated or malformed", close=True)
+            logger.exception("handler failed: %s %s", request.method, request.path)
             return _error(500, "UNKNOWN", "internal error")
 
     def _write_response(self, response: Response) -> None:
@@ -253,13 +250,9 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         if not no_body:
-            self._write_body(body, chunked)
+            self._write_body([body] if isinstance(body, bytes) else body, chunked)
 
-    def _write_body(self, body: bytes | Iterable[bytes], chunked: bool) -> None:
-        if isinstance(body, bytes):
-            self.wfile.write(body)
-            self._sent = len(body)
-            return
+    def _write_body(self, body: Iterable[bytes], chunked: bool) -> None:
         try:
             for chunk in body:
                 if chunk:  # an empty chunk would end a chunked body early
@@ -294,6 +287,7 @@ def serve(handler: Handler, host: str, port: int) -> ThreadingHTTPServer:
 def start_in_thread(handler: Handler, host: str = "127.0.0.1", port: int = 0) -> tuple[ThreadingHTTPServer, threading.Thread]:
     """Serve in a daemon thread (for tests); stop with server.shutdown() then server.server_close()."""
     server = serve(handler, host, port)
-    thread = threading.Thread(target=server.serve_forever, name=f"localserver-{server.server_address[1]}", daemon=True)
+    name = f"localserver-{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=name, daemon=True)
     thread.start()
     return server, thread

@@ -1,0 +1,73 @@
+"""The `zotless` command: server commands now; `config add`, `images` and `cve` join it later."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+
+import click
+
+from chalicelib.config import ConfigError, load_config
+
+
+def _config(path: str | None, port: int | None = None):
+    try:
+        config = load_config(path)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from error
+    if port is not None:
+        config.http.port = port
+    return config
+
+
+@click.group()
+def main() -> None:
+    """zotless: a serverless OCI registry on S3 and DynamoDB."""
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="JSON config file (zot's shape).")
+@click.option("--host", default=None, help="Address to listen on (default: http.address).")
+@click.option("--port", type=int, default=None, help="Port to listen on (default: http.port; 0 picks a free one).")
+@click.option("--emulator/--no-emulator", default=None, help="Force the embedded S3 + DynamoDB emulator on or off (default: on when no endpoint is set).")
+def serve(config_path: str | None, host: str | None, port: int | None, emulator: bool | None) -> None:
+    """Serve the registry over HTTP, with the embedded emulator when no AWS endpoint is configured."""
+    from chalicelib.local import configure_logging, local_service
+    from chalicelib.localserver import serve as http_serve
+
+    config = _config(config_path, port)
+    configure_logging(config)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with local_service(config, emulator) as (service, endpoint):
+        server = http_serve(service.api.handle, host or config.http.address, config.http.port)
+        address, bound_port = server.server_address[:2]
+        click.echo(f"zotless: registry listening on http://{address}:{bound_port}")
+        click.echo(f"zotless: S3 + DynamoDB at {endpoint or 'the configured AWS endpoint'} (bucket {config.storage.storageDriver.bucket})")
+        sys.stdout.flush()
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            click.echo("zotless: stopping")
+        finally:
+            server.server_close()
+
+
+@main.command("rebuild-index")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False))
+def rebuild_index_command(config_path: str | None) -> None:
+    """Recreate the DynamoDB index from the S3 bucket (S3 is the source of truth)."""
+    from chalicelib.local import configure_logging
+    from chalicelib.rebuild import rebuild_index
+    from chalicelib.service import build_service
+
+    config = _config(config_path)
+    configure_logging(config)
+    report = rebuild_index(build_service(config))
+    click.echo(json.dumps(report.summary()))
+    if report.problems:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Running the registry on one machine: the emulator when no endpoint is configured, then the service."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from chalicelib.aws import ensure_resources, make_clients
+from chalicelib.config import Config
+from chalicelib.emulator import start_moto
+from chalicelib.service import Service, build_service
+
+ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB")
+LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+def endpoint_configured(config: Config) -> bool:
+    storage = config.storage
+    return bool(storage.storageDriver.regionendpoint or storage.cacheDriver.endpoint or any(os.environ.get(v) for v in ENDPOINT_VARIABLES))
+
+
+def configure_logging(config: Config) -> None:
+    logging.basicConfig(level=LOG_LEVELS[config.log.level], format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@contextmanager
+def local_service(config: Config, emulator: bool | None = None) -> Iterator[tuple[Service, str | None]]:
+    """The service, plus the emulator's endpoint when one was started (None = use what is configured)."""
+    start = not endpoint_configured(config) if emulator is None else emulator
+    if not start:
+        clients = make_clients(config)
+        ensure_resources(config, clients)
+        yield build_service(config, clients), None
+        return
+    with start_moto() as moto:
+        os.environ["AWS_ENDPOINT_URL"] = moto.endpoint
+        for variable, value in (("AWS_ACCESS_KEY_ID", "zotless"), ("AWS_SECRET_ACCESS_KEY", "zotless"), ("AWS_DEFAULT_REGION", "us-east-1")):
+            os.environ.setdefault(variable, value)
+        clients = make_clients(config)
+        ensure_resources(config, clients)
+        yield build_service(config, clients), moto.endpoint
