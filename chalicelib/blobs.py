@@ -24,6 +24,7 @@ from chalicelib.references import Digest
 from chalicelib.uploads import CommittedBlob
 
 SHARED = "#"
+HOLDERS_EXAMINED = 50  # a popular layer has many holders; a few readable ones are enough to find
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,10 @@ class BlobLocation:
     digest: Digest
     size: int
     data_key: str
+
+
+def _location(digest: Digest, item: dict[str, object]) -> BlobLocation:
+    return BlobLocation(digest, int(item["size"]), str(item["data"]))  # type: ignore[call-overload]
 
 
 def pointer_key(digest: Digest, repo: str | None) -> str:
@@ -48,9 +53,7 @@ class BlobStore:
     def stat(self, repo: str, digest: Digest) -> BlobLocation | None:
         """The blob as this repository holds it; one consistent DynamoDB read."""
         item = self.table.get(str(digest), repo)
-        if item is None or item.get("deleted"):
-            return None
-        return BlobLocation(digest, int(item["size"]), str(item["data"]))
+        return None if item is None or item.get("deleted") else _location(digest, item)
 
     def require(self, repo: str, digest: Digest) -> BlobLocation:
         found = self.stat(repo, digest)
@@ -58,13 +61,13 @@ class BlobStore:
             raise BlobUnknown(detail={"digest": str(digest)})
         return found
 
-    def missing(self, repo: str, digests: list[Digest]) -> list[Digest]:
-        """Which of these digests the repository does not hold; one batched read."""
+    def locate(self, repo: str, digests: list[Digest]) -> dict[Digest, BlobLocation]:
+        """Those of these digests the repository holds; one batched read."""
         if not digests:
-            return []
-        items = self.table.batch_get([(str(d), repo) for d in set(digests)])
-        held = {i["digest"] for i in items if not i.get("deleted")}
-        return [d for d in digests if str(d) not in held]
+            return {}
+        by_name = {str(d): d for d in digests}
+        items = self.table.batch_get([(name, repo) for name in by_name])
+        return {by_name[i["digest"]]: _location(by_name[i["digest"]], i) for i in items if not i.get("deleted")}
 
     def add(self, repo: str, blob: CommittedBlob) -> BlobLocation:
         """Make a freshly uploaded blob visible in a repository."""
@@ -79,31 +82,32 @@ class BlobStore:
         self._link_shared(repo, location)
         return location
 
-    def link_from(self, repo: str, digest: Digest, sources: list[str], may_read: Callable[[str], bool]) -> BlobLocation | None:
-        """Give repo a blob that a readable source repository holds: a mount, or zot's implicit dedupe link."""
-        tombstone = self.table.get(str(digest), repo)
-        if tombstone is not None and not tombstone.get("deleted"):
-            return BlobLocation(digest, int(tombstone["size"]), str(tombstone["data"]))
-        for source in sources:
-            if source == repo or not may_read(source):
-                continue
-            found = self.stat(source, digest)
-            if found is None:
-                continue
-            if not self.dedupe:
-                return self._copy_private(repo, found)
-            self._link_shared(repo, found)
-            return found
+    def stat_or_link(self, repo: str, digest: Digest, may_read: Callable[[str], bool]) -> BlobLocation | None:
+        """zot's implicit dedupe link: a blob a readable repository holds appears here too, unless deleted here."""
+        item = self.table.get(str(digest), repo)
+        if item is not None:
+            return None if item.get("deleted") else _location(digest, item)
+        if not self.dedupe:
+            return None
+        for holder in self.table.query(str(digest), limit=HOLDERS_EXAMINED):
+            name = str(holder["holder"])
+            if name not in (SHARED, repo) and not holder.get("deleted") and may_read(name):
+                location = _location(digest, holder)
+                self._link_shared(repo, location)
+                return location
         return None
 
-    def holders(self, digest: Digest, limit: int = 50) -> list[str]:
-        """Repositories that hold a digest, for the implicit link on HEAD (dedupe on)."""
-        items = self.table.query(str(digest), limit=limit + 1)
-        return [i["holder"] for i in items if i["holder"] != SHARED and not i.get("deleted")]
-
-    def was_deleted(self, repo: str, digest: Digest) -> bool:
-        item = self.table.get(str(digest), repo)
-        return bool(item and item.get("deleted"))
+    def mount(self, repo: str, digest: Digest, source: str, may_read: Callable[[str], bool]) -> BlobLocation | None:
+        """An explicit cross-repository mount; it also restores a blob deleted from repo."""
+        if source == repo or not may_read(source):
+            return self.stat(repo, digest) if source == repo else None
+        found = self.stat(source, digest)
+        if found is None:
+            return None
+        if self.dedupe:
+            self._link_shared(repo, found)
+            return found
+        return self.stat(repo, digest) or self._copy_private(repo, found)
 
     def remove(self, repo: str, digest: Digest) -> None:
         """Delete a blob from one repository, leaving a tombstone so no implicit link brings it back."""
@@ -125,7 +129,7 @@ class BlobStore:
     def _shared(self, digest: Digest) -> BlobLocation | None:
         item = self.table.get(str(digest), SHARED)
         if item is not None:
-            return BlobLocation(digest, int(item["size"]), str(item["data"]))
+            return _location(digest, item)
         raw = self.store.get(pointer_key(digest, None))
         if raw is None:
             return None

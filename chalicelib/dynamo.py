@@ -131,15 +131,18 @@ class Table:
 
     def query(self, hash_value: str, prefix: str = "", after: str | None = None, limit: int | None = None) -> Iterator[dict[str, Any]]:
         """Items of one partition whose sort key starts with prefix, in sort-key order, after a cursor."""
-        condition = f"{self.hash_key} = :h"
+        condition = "#h = :h"
         values: dict[str, Any] = {":h": hash_value}
-        if prefix:
-            condition += f" AND begins_with({self.range_key}, :p)"
+        names = {"#h": self.hash_key}
+        if prefix and self.range_key:
+            condition += " AND begins_with(#r, :p)"
             values[":p"] = prefix
+            names["#r"] = self.range_key
         request: dict[str, Any] = {
             "TableName": self.name,
             "KeyConditionExpression": condition,
             "ExpressionAttributeValues": encode(values),
+            "ExpressionAttributeNames": names,
             "ConsistentRead": True,
         }
         if after is not None:

@@ -126,14 +126,18 @@ class RepoIndex:
     def delete_tag(self, repo: str, tag: str) -> bool:
         return self.table.delete(repo, tag_key(tag), condition="attribute_exists(#k)", names={"#k": "key"})
 
-    def delete_manifest(self, repo: str, digest: str) -> bool:
-        """Drop a manifest with every tag that points to it; False when it was not there."""
+    def tags_of(self, repo: str, digest: str) -> list[str]:
+        """Tags pointing to a digest: a walk over the repository's tags."""
+        return [str(i["key"])[2:] for i in self.table.query(repo, "t#") if i.get("digest") == digest]
+
+    def delete_manifest(self, repo: str, digest: str, tags: list[str]) -> bool:
+        """Drop a manifest with the tags that point to it; False when it was not there."""
         stored = self.table.get(repo, manifest_key(digest))
         if stored is None:
             return False
-        tags = [i["key"] for i in self.table.query(repo, "t#") if i.get("digest") == digest]
-        for start in range(0, len(tags), TRANSACTION_LIMIT):
-            self.table.transact([self.table.op_delete((repo, key), "digest = :d", {":d": digest}) for key in tags[start : start + TRANSACTION_LIMIT]])
+        keys = [tag_key(t) for t in tags]
+        for start in range(0, len(keys), TRANSACTION_LIMIT):
+            self.table.transact([self.table.op_delete((repo, key), "digest = :d", {":d": digest}) for key in keys[start : start + TRANSACTION_LIMIT]])
         operations = [
             self.table.op_delete((repo, manifest_key(digest)), "attribute_exists(mediaType)"),
             self.table.op_update((CATALOG, repo), "ADD manifests :minus", {":minus": -1}),
@@ -148,9 +152,6 @@ class RepoIndex:
     def tags(self, repo: str, limit: int | None, after: str | None) -> list[str]:
         items = self.table.query(repo, "t#", after=tag_key(after) if after else None, limit=limit)
         return [str(i["key"])[2:] for i in items]
-
-    def digests_tagged(self, repo: str, digest: str) -> list[str]:
-        return [str(i["key"])[2:] for i in self.table.query(repo, "t#") if i.get("digest") == digest]
 
     def repositories(self, limit: int | None, after: str | None) -> list[str]:
         return [str(i["key"]) for i in self.table.query(CATALOG, after=after, limit=limit)]

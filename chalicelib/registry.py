@@ -60,9 +60,7 @@ class Registry:
 
     def check_blob(self, repo: str, digest: Digest, caller: Caller) -> BlobLocation:
         """HEAD: with dedupe on, a blob held by a repository the caller can read is linked here (as zot does)."""
-        found = self.blobs.stat(repo, digest)
-        if found is None and self.blobs.dedupe and not self.blobs.was_deleted(repo, digest):
-            found = self.blobs.link_from(repo, digest, self.blobs.holders(digest), caller.may_read)
+        found = self.blobs.stat_or_link(repo, digest, caller.may_read)
         if found is None:
             raise BlobUnknown(detail={"digest": str(digest)})
         return found
@@ -74,7 +72,7 @@ class Registry:
         self.blobs.remove(repo, digest)
 
     def mount_blob(self, repo: str, digest: Digest, source: str, caller: Caller) -> BlobLocation | None:
-        return self.blobs.link_from(repo, digest, [source], caller.may_read)
+        return self.blobs.mount(repo, digest, source, caller.may_read)
 
     # Uploads
 
@@ -136,12 +134,12 @@ class Registry:
     def put_manifest(self, repo: str, reference: str, body: bytes, content_type: str | None) -> PushedManifest:
         manifest = parse_manifest(body, content_type)
         tag = self._tag_or_check_digest(reference, manifest)
-        self._require_references(repo, manifest)
+        held = self._require_references(repo, manifest)
         digest = str(manifest.digest)
         self.store.put(manifest_object_key(repo, digest), body, content_type=manifest.media_type)
         if tag:
             self.store.put(tag_object_key(repo, tag), digest.encode(), content_type="text/plain")
-        self.index.put_manifest(repo, manifest, self.platforms(repo, manifest), tag)
+        self.index.put_manifest(repo, manifest, self.platforms(repo, manifest, held), tag)
         return PushedManifest(manifest.digest, manifest.subject.digest if manifest.subject else None)
 
     def get_manifest(self, repo: str, reference: str) -> PulledManifest:
@@ -162,9 +160,9 @@ class Registry:
             self.store.delete(tag_object_key(repo, reference))
             return
         digest = str(Digest.parse(reference))
-        tags = self.index.digests_tagged(repo, digest)
+        tags = self.index.tags_of(repo, digest)
         self.store.delete(*[tag_object_key(repo, t) for t in tags])
-        if not self.index.delete_manifest(repo, digest):
+        if not self.index.delete_manifest(repo, digest, tags):
             raise ManifestUnknown(detail={"digest": digest})
         self.store.delete(manifest_object_key(repo, digest))
 
@@ -183,23 +181,27 @@ class Registry:
             raise DigestInvalid("manifest content does not match the digest in the URL", detail={"digest": reference})
         return None
 
-    def _require_references(self, repo: str, manifest: Manifest) -> None:
-        missing = [str(d) for d in self.blobs.missing(repo, manifest.required_blobs())]
+    def _require_references(self, repo: str, manifest: Manifest) -> dict[Digest, BlobLocation]:
+        """Every blob and child manifest must be in the repository; returns the blobs, found in one read."""
+        required = manifest.required_blobs()
+        held = self.blobs.locate(repo, required)
+        missing = [str(d) for d in required if d not in held]
         if manifest.is_index:
             children = [str(c.digest) for c in manifest.children]
             present = self.index.existing_manifests(repo, children) if children else set()
             missing += [d for d in children if d not in present]
         if missing:
             raise ManifestBlobUnknown(detail={"missing": missing[:20]})
+        return held
 
-    def platforms(self, repo: str, manifest: Manifest) -> list[dict[str, str]]:
+    def platforms(self, repo: str, manifest: Manifest, held: dict[Digest, BlobLocation] | None = None) -> list[dict[str, str]]:
         """Platforms for search: from the index's descriptors, or read once from the image config."""
         if manifest.is_index:
             return [c.platform for c in manifest.children if c.platform]
         config = manifest.config
         if config is None or config.media_type not in IMAGE_CONFIG_TYPES or config.size > CONFIG_READ_LIMIT:
             return []
-        location = self.blobs.stat(repo, config.digest)
+        location = held.get(config.digest) if held is not None else self.blobs.stat(repo, config.digest)
         raw = self.store.get(location.data_key) if location else None
         platform = platform_of_config(raw) if raw else None
         return [platform] if platform else []

@@ -93,15 +93,17 @@ class SessionTable:
         return self._session(item)
 
     def claim(self, repo: str, session_id: str, expected_offset: int | None = None) -> UploadSession:
-        """Take the session's lease; a missing session is 404, a busy or misplaced one 416."""
-        self.get(repo, session_id)
+        """Take the session's lease in one conditional write; a missing session is 404, a busy or misplaced one 416."""
+        if not _SESSION_ID.match(session_id):
+            raise BlobUploadUnknown(detail={"session": session_id[:64]})
         now = int(time.time())
-        condition = "attribute_exists(id) AND (attribute_not_exists(lease) OR lease_until < :now)"
-        values: dict[str, object] = {":me": uuid.uuid4().hex, ":until": now + LEASE_SECONDS, ":now": now}
+        condition = "attribute_exists(id) AND repo = :repo AND (attribute_not_exists(lease) OR lease_until < :now)"
+        values: dict[str, object] = {":me": uuid.uuid4().hex, ":until": now + LEASE_SECONDS, ":now": now, ":repo": repo}
+        names = None
         if expected_offset is not None:
             condition += " AND #offset = :offset"
             values[":offset"] = expected_offset
-        names = {"#offset": "offset"} if expected_offset is not None else None
+            names = {"#offset": "offset"}
         item = self.table.update((session_id, None), "SET lease = :me, lease_until = :until", values, condition, names)
         if item is None:
             current = self.get(repo, session_id)
@@ -165,7 +167,7 @@ def progress_headers(session: UploadSession) -> dict[str, str]:
     }
 
 
-_executor = ThreadPoolExecutor(max_workers=PARTS_IN_FLIGHT, thread_name_prefix="upload-part")
+_executor = ThreadPoolExecutor(max_workers=4 * PARTS_IN_FLIGHT, thread_name_prefix="upload-part")  # shared by concurrent uploads
 
 
 class BlobWriter:
