@@ -113,7 +113,7 @@ def _inferred_media_type(document: dict[str, Any]) -> str | None:
     return OCI_MANIFEST if "config" in document else None
 
 
-def parse_manifest(body: bytes, content_type: str | None) -> Manifest:
+def parse_manifest(body: bytes, content_type: str | None, algorithm: str = "sha256") -> Manifest:
     """Check size, JSON, media type and descriptors; the digest is computed here, never trusted."""
     if len(body) > MAX_MANIFEST_SIZE:
         raise PayloadTooLarge(f"manifest larger than {MAX_MANIFEST_SIZE} bytes")
@@ -133,7 +133,7 @@ def parse_manifest(body: bytes, content_type: str | None) -> Manifest:
         raise ManifestInvalid("schemaVersion must be 2")
     annotations = document.get("annotations")
     common: dict[str, Any] = {
-        "digest": Digest.of(body),
+        "digest": Digest.of(body, algorithm),
         "media_type": media_type,
         "body": body,
         "subject": _descriptor(document["subject"], "subject") if document.get("subject") is not None else None,

@@ -84,7 +84,7 @@ def rebuild_index(service: Service) -> RebuildReport:
 def _restore_manifest(service: Service, repo: str, digest: Digest, shared: dict[Digest, BlobLocation], report: RebuildReport) -> None:
     body = service.store.get(manifest_object_key(repo, str(digest)))
     try:
-        manifest = parse_manifest(body or b"", None)
+        manifest = parse_manifest(body or b"", None, digest.algorithm)
     except RegistryError as error:
         report.problems.append(f"{repo}@{digest}: {error.message}")
         return
@@ -99,10 +99,15 @@ def _restore_manifest(service: Service, repo: str, digest: Digest, shared: dict[
 
 def _restore_tag(service: Service, repo: str, tag: str, report: RebuildReport) -> None:
     raw = service.store.get(f"repositories/{repo}/_manifests/tags/{tag}")
-    body = service.store.get(manifest_object_key(repo, raw.decode())) if raw else None
+    try:
+        digest = Digest.parse(raw.decode(errors="replace") if raw else None)
+    except RegistryError:
+        report.problems.append(f"{repo}:{tag}: tag object does not hold a digest")
+        return
+    body = service.store.get(manifest_object_key(repo, str(digest)))
     if body is None:
         report.problems.append(f"{repo}:{tag}: tagged manifest missing")
         return
-    manifest = parse_manifest(body, None)
+    manifest = parse_manifest(body, None, digest.algorithm)
     service.index.put_manifest(repo, manifest, service.registry.platforms(repo, manifest), tag)
     report.tags += 1

@@ -132,8 +132,11 @@ class Registry:
     # Manifests
 
     def put_manifest(self, repo: str, reference: str, body: bytes, content_type: str | None) -> PushedManifest:
-        manifest = parse_manifest(body, content_type)
-        tag = self._tag_or_check_digest(reference, manifest)
+        expected = None if is_tag(reference) else Digest.parse(reference)
+        manifest = parse_manifest(body, content_type, expected.algorithm if expected else "sha256")
+        if expected is not None and manifest.digest != expected:
+            raise DigestInvalid("manifest content does not match the digest in the URL", detail={"digest": reference})
+        tag = reference if expected is None else None
         held = self._require_references(repo, manifest)
         digest = str(manifest.digest)
         self.store.put(manifest_object_key(repo, digest), body, content_type=manifest.media_type)
@@ -172,14 +175,6 @@ class Registry:
         if stored is None:
             raise ManifestUnknown(detail={"reference": reference})
         return stored
-
-    def _tag_or_check_digest(self, reference: str, manifest: Manifest) -> str | None:
-        if is_tag(reference):
-            return reference
-        expected = Digest.parse(reference)
-        if Digest.of(manifest.body, expected.algorithm) != expected:
-            raise DigestInvalid("manifest content does not match the digest in the URL", detail={"digest": reference})
-        return None
 
     def _require_references(self, repo: str, manifest: Manifest) -> dict[Digest, BlobLocation]:
         """Every blob and child manifest must be in the repository; returns the blobs, found in one read."""

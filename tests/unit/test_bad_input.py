@@ -58,7 +58,9 @@ def test_unknown_manifest_in_unknown_repo(client):
     assert error_code(client("GET", f"/v2/a/b/manifests/{sha256(b'x')}")) == "MANIFEST_UNKNOWN"
 
 
-_segments = st.sampled_from(["v2", "team", "app", "blobs", "uploads", "manifests", "tags", "list", "referrers", "_catalog", "..", "%2F", "", "A", sha256(b"x"), "latest"])
+_segments = st.sampled_from(
+    ["v2", "team", "app", "blobs", "uploads", "manifests", "tags", "list", "referrers", "_catalog", "..", "%2F", "", "A", sha256(b"x"), "latest"]
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

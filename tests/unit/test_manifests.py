@@ -104,7 +104,13 @@ def test_put_by_digest_checks_the_content(client):
 def test_sha512_manifest_reference(client):
     body = json.dumps(image(client, "team/app")).encode()
     digest = "sha512:" + hashlib.sha512(body).hexdigest()
-    assert put(client, "team/app", digest, body).status == 201
+    created = put(client, "team/app", digest, body)
+    assert created.status == 201
+    assert created.headers["Docker-Content-Digest"] == digest
+    pulled = client("GET", f"/v2/team/app/manifests/{digest}")
+    assert pulled.status == 200 and pulled.body_bytes() == body
+    assert pulled.headers["Docker-Content-Digest"] == digest
+    assert client("DELETE", f"/v2/team/app/manifests/{digest}").status == 202
 
 
 def test_delete_by_digest_removes_every_tag(client):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -48,6 +49,9 @@ def test_rebuild_restores_everything_a_client_sees(aws, config: Config, dedupe: 
     }
     sig_body = json.dumps(sig).encode()
     assert client("PUT", f"/v2/team/app/manifests/{sha256(sig_body)}", sig_body, {"Content-Type": OCI_MANIFEST}).status == 201
+    sha512_body = json.dumps({**sig, "artifactType": "application/vnd.example.sha512"}).encode()
+    sha512_reference = "sha512:" + hashlib.sha512(sha512_body).hexdigest()
+    assert client("PUT", f"/v2/team/app/manifests/{sha512_reference}", sha512_body, {"Content-Type": OCI_MANIFEST}).status == 201
     before = snapshot(client, ["team/app", "other/deep/name"])
 
     wipe_tables(service)
@@ -55,11 +59,12 @@ def test_rebuild_restores_everything_a_client_sees(aws, config: Config, dedupe: 
     report = rebuild_index(service)
 
     assert report.problems == []
-    assert report.tags == 3 and report.manifests == 3
+    assert report.tags == 3 and report.manifests == 4
+    assert client("GET", f"/v2/team/app/manifests/{sha512_reference}").body_bytes() == sha512_body
     assert snapshot(client, ["team/app", "other/deep/name"]) == before
     assert client("HEAD", f"/v2/team/app/blobs/{sha256(b'app')}").status == 200
     referrers = json.loads(client("GET", f"/v2/team/app/referrers/{subject}").body_bytes())["manifests"]
-    assert [r["digest"] for r in referrers] == [sha256(sig_body)]
+    assert sorted(r["digest"] for r in referrers) == sorted([sha256(sig_body), sha512_reference])
     assert service.index.manifest_details("other/deep/name", client("HEAD", "/v2/other/deep/name/manifests/v1").headers["Docker-Content-Digest"])[
         "platforms"
     ] == [{"os": "linux", "architecture": "arm64"}]
