@@ -15,6 +15,10 @@ _MISSING = {"NoSuchKey", "404", "NotFound", "NoSuchUpload"}
 STREAM_CHUNK = 1 << 20
 
 
+class MissingParts(Exception):
+    """A multipart upload lost parts the session had recorded."""
+
+
 @dataclass(frozen=True)
 class StoredObject:
     key: str
@@ -98,14 +102,23 @@ class ObjectStore:
     # Multipart uploads stage blob uploads: parts of at least 5 MiB except the last.
 
     def start_multipart(self, key: str) -> str:
-        return str(self.client.create_multipart_upload(Bucket=self.bucket, Key=self._key(key))["UploadId"])
+        """Parts carry CRC32 checksums that S3 checks on arrival and combines on completion."""
+        return str(self.client.create_multipart_upload(Bucket=self.bucket, Key=self._key(key), ChecksumAlgorithm="CRC32")["UploadId"])
 
-    def put_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
-        response = self.client.upload_part(Bucket=self.bucket, Key=self._key(key), UploadId=upload_id, PartNumber=number, Body=data)
-        return str(response["ETag"])
+    def put_part(self, key: str, upload_id: str, number: int, data: bytes) -> None:
+        self.client.upload_part(Bucket=self.bucket, Key=self._key(key), UploadId=upload_id, PartNumber=number, Body=data, ChecksumAlgorithm="CRC32")
 
-    def complete_multipart(self, key: str, upload_id: str, etags: list[str]) -> None:
-        parts = [{"PartNumber": n, "ETag": etag} for n, etag in enumerate(etags, start=1)]
+    def complete_multipart(self, key: str, upload_id: str, part_count: int) -> None:
+        """Join parts 1..part_count as S3 lists them; a higher-numbered stray part (a killed request's) is left out."""
+        paginator = self.client.get_paginator("list_parts")
+        found = {}
+        for page in paginator.paginate(Bucket=self.bucket, Key=self._key(key), UploadId=upload_id):
+            for part in page.get("Parts", []):
+                if part["PartNumber"] <= part_count:
+                    found[part["PartNumber"]] = {"PartNumber": part["PartNumber"], "ETag": part["ETag"], "ChecksumCRC32": part.get("ChecksumCRC32")}
+        if len(found) != part_count:
+            raise MissingParts(f"{part_count - len(found)} of {part_count} parts are missing")
+        parts = [{k: v for k, v in found[n].items() if v is not None} for n in range(1, part_count + 1)]
         self.client.complete_multipart_upload(Bucket=self.bucket, Key=self._key(key), UploadId=upload_id, MultipartUpload={"Parts": parts})
 
     def abort_multipart(self, key: str, upload_id: str) -> None:

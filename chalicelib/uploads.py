@@ -23,7 +23,9 @@ from chalicelib.references import Digest, ResumableHash
 
 MIN_PART = 5 << 20  # S3's smallest non-final part
 PART_SIZE = 8 << 20
-PARTS_IN_FLIGHT = 3
+PARTS_IN_FLIGHT = 4
+HELD_BACK = PART_SIZE + MIN_PART  # a part is sent only when a minimum part would still be left over
+INLINE_LIMIT = 64 * 1024  # staged bytes kept inside the DynamoDB session item
 LEASE_SECONDS = 900  # a Lambda runs at most 15 minutes
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -37,8 +39,9 @@ class UploadSession:
     algorithm: str = "sha256"
     offset: int = 0
     upload_id: str | None = None  # the S3 multipart upload, created when the first part is written
-    etags: list[str] = field(default_factory=list)
-    pieces: list[int] = field(default_factory=list)  # sizes of staged pieces not yet joined into a part
+    parts: int = 0  # parts 1..parts are written; S3 lists their ETags and checksums at completion
+    inline: bytes = b""  # a few staged bytes kept in the session item itself (configs, small layers)
+    pieces: list[int] = field(default_factory=list)  # sizes of staged S3 pieces not yet joined into a part
     hash_state: bytes = b""
     created: int = 0
     lease: str | None = None
@@ -55,10 +58,10 @@ class UploadSession:
 
     @property
     def staged(self) -> int:
-        return sum(self.pieces)
+        return len(self.inline) + sum(self.pieces)
 
     def piece_keys(self) -> list[str]:
-        start = self.offset - self.staged
+        start = self.offset - sum(self.pieces)
         keys = []
         for size in self.pieces:
             keys.append(f"_uploads/{self.id}/{start:016d}")
@@ -112,11 +115,12 @@ class SessionTable:
 
     def save(self, session: UploadSession) -> None:
         """Store the new state and release the lease, only if we still hold it."""
-        item = {k: v for k, v in self._item(session).items() if v is not None and k != "id"}
+        item = {k: v for k, v in self._item(session).items() if v is not None and k != "id" and v != b""}
         names = {f"#{k}": k for k in item}
         values = {f":{k}": v for k, v in item.items()} | {":me": session.lease}
         assignments = ", ".join(f"#{k} = :{k}" for k in item)
-        removals = " REMOVE lease, lease_until" + ("" if session.upload_id else ", upload_id")
+        removals = " REMOVE lease, lease_until" + ("" if session.upload_id else ", upload_id") + ("" if session.inline else ", #inline")
+        names.setdefault("#inline", "inline")
         updated = self.table.update((session.id, None), f"SET {assignments}{removals}", values, "lease = :me", names)
         if updated is None:
             raise RangeInvalid("upload session was taken over by another request")
@@ -134,7 +138,8 @@ class SessionTable:
             "algorithm": session.algorithm,
             "offset": session.offset,
             "upload_id": session.upload_id,
-            "etags": session.etags,
+            "parts": session.parts,
+            "inline": session.inline,
             "pieces": session.pieces,
             "hash_state": session.hash_state,
             "created": session.created,
@@ -149,7 +154,8 @@ class SessionTable:
             algorithm=str(item.get("algorithm", "sha256")),
             offset=int(item.get("offset", 0)),  # type: ignore[arg-type]
             upload_id=item.get("upload_id"),  # type: ignore[arg-type]
-            etags=list(item.get("etags", [])),  # type: ignore[call-overload]
+            parts=int(item.get("parts", 0)),  # type: ignore[arg-type]
+            inline=bytes(item.get("inline", b"")),  # type: ignore[arg-type]
             pieces=list(item.get("pieces", [])),  # type: ignore[call-overload]
             hash_state=bytes(item.get("hash_state", b"")),  # type: ignore[arg-type]
             created=int(item.get("created", 0)),  # type: ignore[arg-type]
@@ -171,24 +177,28 @@ _executor = ThreadPoolExecutor(max_workers=4 * PARTS_IN_FLIGHT, thread_name_pref
 
 
 class BlobWriter:
-    """Appends a request body to a claimed session: hashes as it reads and keeps a few parts in flight."""
+    """Appends a request body to a claimed session: hashes as it reads and keeps a few parts in flight.
+
+    The last part of a request is held back until the body ends, so a tail shorter than S3's
+    minimum joins it instead of becoming a piece: a streamed PATCH leaves nothing staged.
+    """
 
     def __init__(self, store: ObjectStore, session: UploadSession) -> None:
         self.store = store
         self.session = session
         self.hasher = ResumableHash(session.algorithm, session.hash_state)
-        self._in_flight: deque[Future[str]] = deque()
+        self._in_flight: deque[Future[None]] = deque()
 
     def append(self, body: BinaryIO, final: bool = False) -> None:
-        """Consume the whole body; on final, everything staged becomes the last part."""
+        """Consume the whole body; on final, everything staged becomes the last part (or the whole blob)."""
         old_pieces = self.session.piece_keys()
-        buffer = bytearray(self._read(body, PART_SIZE))
-        at_end = len(buffer) < PART_SIZE
+        buffer = bytearray(self._read(body, HELD_BACK))
+        at_end = len(buffer) < HELD_BACK
         if at_end and not final and self.session.staged + len(buffer) < MIN_PART:
-            self._add_piece(bytes(buffer))
+            self._stage(bytes(buffer))
+            self.session.hash_state = self.hasher.state()
             return
-        if old_pieces:
-            buffer[0:0] = self._take_pieces(old_pieces)
+        buffer[0:0] = self._take_staged(old_pieces)
         try:
             self._stream_parts(body, buffer, at_end)
             self._place_rest(bytes(buffer), final)
@@ -199,28 +209,30 @@ class BlobWriter:
             self.store.delete(*old_pieces)
 
     def _stream_parts(self, body: BinaryIO, buffer: bytearray, at_end: bool) -> None:
-        """Send full parts while reading on, leaving in buffer what is left after the body ends."""
+        """Send parts while reading on, always keeping at least one minimum part's worth back."""
         while True:
-            while len(buffer) >= PART_SIZE:
-                self._send_part(bytes(buffer[:PART_SIZE]))
+            while len(buffer) >= HELD_BACK:
+                with memoryview(buffer) as view:
+                    part = bytes(view[:PART_SIZE])
                 del buffer[:PART_SIZE]
+                self._send_part(part)
             if at_end:
                 return
-            wanted = PART_SIZE - len(buffer)
+            wanted = HELD_BACK - len(buffer)
             block = self._read(body, wanted)
             at_end = len(block) < wanted
             buffer += block
 
     def _place_rest(self, rest: bytes, final: bool) -> None:
-        """The tail of a request: the whole blob, a part if S3 accepts one, or a piece to join later."""
+        """The tail of a request: the whole blob, a part if S3 accepts one, or staged bytes to join later."""
         if final and self.session.upload_id is None:
             if rest:
                 self.store.put(self.session.data_key, rest)
         elif final or len(rest) >= MIN_PART:
             if rest:
                 self._send_part(rest)
-        elif rest:
-            self._add_piece(rest)
+        else:
+            self._stage(rest)
 
     def _read(self, body: BinaryIO, size: int) -> bytes:
         """Read up to size bytes (short only at the end of the body), hashing and counting them."""
@@ -241,7 +253,7 @@ class BlobWriter:
         """Turn the staged bytes into the blob object; the digest must match what was hashed."""
         session = self.session
         if session.upload_id:
-            self.store.complete_multipart(session.data_key, session.upload_id, session.etags)
+            self.store.complete_multipart(session.data_key, session.upload_id, session.parts)
         elif session.offset == 0:
             self.store.put(session.data_key, b"")
         actual = self.hasher.digest() if expected.algorithm == session.algorithm else self._rehash(expected.algorithm)
@@ -258,34 +270,40 @@ class BlobWriter:
         if keys:
             self.store.delete(*keys)
 
-    def _take_pieces(self, keys: list[str]) -> bytes:
-        joined = b"".join(self.store.get(key) or b"" for key in keys)
+    def _take_staged(self, keys: list[str]) -> bytes:
+        """Everything staged so far, to lead the next part; the caller deletes the piece objects."""
+        joined = self.session.inline + b"".join(self.store.get(key) or b"" for key in keys)
         if len(joined) != self.session.staged:
             raise BlobUploadUnknown("staged upload data is missing")
-        self.session.pieces = []
+        self.session.inline, self.session.pieces = b"", []
         return joined
 
-    def _add_piece(self, data: bytes) -> None:
-        """Stage a short write as its own object; earlier pieces stay where they are."""
-        if data:
-            self.store.put(f"_uploads/{self.session.id}/{self.session.offset - len(data):016d}", data)
-            self.session.pieces.append(len(data))
-        self.session.hash_state = self.hasher.state()
+    def _stage(self, data: bytes) -> None:
+        """Keep a short write: inline in the session while tiny, else as its own S3 object."""
+        session = self.session
+        if not data:
+            return
+        if not session.pieces and len(session.inline) + len(data) <= INLINE_LIMIT:
+            session.inline += data
+            return
+        data, session.inline = session.inline + data, b""
+        self.store.put(f"_uploads/{session.id}/{session.offset - len(data):016d}", data)
+        session.pieces.append(len(data))
 
     def _send_part(self, data: bytes) -> None:
         if self.session.upload_id is None:
             self.session.upload_id = self.store.start_multipart(self.session.data_key)
         if len(self._in_flight) >= PARTS_IN_FLIGHT:
-            self.session.etags.append(self._in_flight.popleft().result())
-        number = len(self.session.etags) + len(self._in_flight) + 1
-        self._in_flight.append(_executor.submit(self.store.put_part, self.session.data_key, self.session.upload_id, number, data))
+            self._in_flight.popleft().result()
+        self.session.parts += 1
+        self._in_flight.append(_executor.submit(self.store.put_part, self.session.data_key, self.session.upload_id, self.session.parts, data))
 
     def _wait_for_parts(self) -> None:
-        """Collect every part in flight, in order; the first failure is raised after all have settled."""
+        """Let every part in flight settle; the first failure is raised after all have."""
         failure: BaseException | None = None
         while self._in_flight:
             try:
-                self.session.etags.append(self._in_flight.popleft().result())
+                self._in_flight.popleft().result()
             except Exception as exc:  # noqa: BLE001 - re-raised below once nothing is left running
                 failure = failure or exc
         if failure:

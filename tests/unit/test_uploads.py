@@ -172,3 +172,36 @@ def test_sha512_digest_on_a_sha256_session_is_verified_by_rereading(client):
 def test_unsupported_algorithm_is_400(client):
     response = client("POST", "/v2/team/app/blobs/uploads/?digest-algorithm=md5")
     assert response.status == 400 and error_code(response) == "DIGEST_INVALID"
+
+
+def test_a_streamed_patch_leaves_nothing_staged(client, service):
+    """The tail of a streamed body joins the last part instead of becoming a piece object."""
+    blob = os.urandom(21 * MiB + 17)
+    location = start(client)
+    patch(client, location, blob, None)
+    assert leftovers(service)[0] == []
+    session = service.registry.upload_status("team/app", location.rsplit("/", 1)[1])
+    assert session.staged == 0 and session.parts == 3  # 8 MiB, 8 MiB, then 5 MiB + 17 bytes
+
+
+def test_tiny_writes_stay_in_the_session_item(client, service):
+    location = start(client)
+    patch(client, location, b"a" * 1000, 0)
+    patch(client, location, b"b" * 1000, 1000)
+    assert leftovers(service) == ([], [])
+    session = service.registry.upload_status("team/app", location.rsplit("/", 1)[1])
+    assert session.inline == b"a" * 1000 + b"b" * 1000
+    blob = b"a" * 1000 + b"b" * 1000 + b"c"
+    assert client("PUT", f"{location}?digest={sha256(blob)}", b"c").status == 201
+    assert pull(client, "team/app", sha256(blob)) == blob
+
+
+def test_a_stray_part_from_a_killed_request_is_never_joined(client, service):
+    location = start(client)
+    first = os.urandom(6 * MiB)
+    patch(client, location, first, 0)
+    session = service.registry.upload_status("team/app", location.rsplit("/", 1)[1])
+    service.store.put_part(session.data_key, session.upload_id, 3, os.urandom(5 * MiB))
+    blob = first + b"tail"
+    assert client("PUT", f"{location}?digest={sha256(blob)}", b"tail").status == 201
+    assert pull(client, "team/app", sha256(blob)) == blob
