@@ -23,7 +23,7 @@ from chalicelib.references import Digest, ResumableHash
 
 MIN_PART = 5 << 20  # S3's smallest non-final part
 PART_SIZE = 8 << 20
-PARTS_IN_FLIGHT = 4
+PARTS_IN_FLIGHT = 6
 HELD_BACK = PART_SIZE + MIN_PART  # a part is sent only when a minimum part would still be left over
 INLINE_LIMIT = 64 * 1024  # staged bytes kept inside the DynamoDB session item
 LEASE_SECONDS = 900  # a Lambda runs at most 15 minutes
