@@ -5,13 +5,14 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from chalice import Chalice, Response
+from chalice import Chalice, Rate, Response
 
 from chalicelib.apigateway import request_from_event
 from chalicelib.config import load_config
 from chalicelib.service import Service, build_service
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+GC_SAFETY_SECONDS = 30  # stop before Lambda's limit; the next run continues from the cursor
 
 
 class RegistryChalice(Chalice):
@@ -47,3 +48,12 @@ def base() -> Response:
 @app.route("/v2/{proxy+}", methods=ALL_METHODS, content_types=["*/*"])
 def registry() -> Response:
     return serve()
+
+
+@app.schedule(Rate(max(1, int(load_config().storage.gcInterval // 60)), unit=Rate.MINUTES), name="garbage_collect")
+def garbage_collect(event: Any) -> None:
+    """storage.gcInterval decides the rate when the app is packaged; each run logs a JSON summary."""
+    from chalicelib.gc import GarbageCollector
+
+    remaining = event.context.get_remaining_time_in_millis() / 1000 if event.context else 900
+    GarbageCollector(service(), time_budget=max(remaining - GC_SAFETY_SECONDS, 1)).run()

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from chalicelib.access import ANONYMOUS, Caller
 from chalicelib.blobs import BlobLocation
-from chalicelib.errors import BlobRangeInvalid, Denied, DigestInvalid, PayloadTooLarge, RangeInvalid, RegistryError
+from chalicelib.errors import BlobRangeInvalid, Denied, DigestInvalid, PayloadTooLarge, RangeInvalid, ReadOnly, RegistryError
 from chalicelib.http import Headers, Request, Response
 from chalicelib.manifests import MAX_MANIFEST_SIZE, OCI_INDEX
 from chalicelib.objectstore import ObjectStore
@@ -24,6 +24,7 @@ log = logging.getLogger("zotless.api")
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 CHUNK_MIN_LENGTH = 4 << 20  # fits one Lambda request, and two make an S3 part
 MAX_PAGE = 1000
+WRITE_ACTIONS = {"create", "update", "delete"}
 PRESIGN_SECONDS = 900
 _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -91,10 +92,11 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 class Api:
     """Routes requests to the registry; the only place that speaks HTTP."""
 
-    def __init__(self, registry: Registry, store: ObjectStore, redirect: bool = True) -> None:
+    def __init__(self, registry: Registry, store: ObjectStore, redirect: bool = True, read_only: bool = False) -> None:
         self.registry = registry
         self.store = store
         self.redirect = redirect
+        self.read_only = read_only
         self.router = Router()
         self._declare_routes()
 
@@ -123,6 +125,8 @@ class Api:
             handler, action, context = self.router.match(request, caller)
             if action and not caller.may(action, context.repo):
                 raise Denied(detail={"repository": context.repo, "action": action})
+            if self.read_only and action in WRITE_ACTIONS:
+                raise ReadOnly()
             response = handler(context)
         except RegistryError as error:
             response = error.to_response()

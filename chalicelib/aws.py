@@ -40,7 +40,7 @@ def make_clients(config: Config, session: boto3.Session | None = None) -> Client
 
 
 def table_definitions(config: Config) -> list[dict[str, Any]]:
-    """The three tables, on-demand billing; the uploads table expires items through TTL."""
+    """The three tables, on-demand billing; GC's orphan index on blobs; the uploads table expires items through TTL."""
     cache = config.storage.cacheDriver
 
     def table(name: str, hash_key: str, range_key: str | None) -> dict[str, Any]:
@@ -51,8 +51,17 @@ def table_definitions(config: Config) -> list[dict[str, Any]]:
             attributes.append({"AttributeName": range_key, "AttributeType": "S"})
         return {"TableName": name, "KeySchema": keys, "AttributeDefinitions": attributes, "BillingMode": "PAY_PER_REQUEST"}
 
+    blobs = table(cache.cacheTablename, "digest", "holder")
+    blobs["AttributeDefinitions"] += [{"AttributeName": "gc_shard", "AttributeType": "S"}, {"AttributeName": "orphan", "AttributeType": "N"}]
+    blobs["GlobalSecondaryIndexes"] = [
+        {
+            "IndexName": "orphans",  # sparse: only GC candidates carry both attributes
+            "KeySchema": [{"AttributeName": "gc_shard", "KeyType": "HASH"}, {"AttributeName": "orphan", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "ALL"},
+        }
+    ]
     return [
-        table(cache.cacheTablename, "digest", "holder"),
+        blobs,
         table(cache.repoMetaTablename, "repo", "key"),
         table(cache.uploadsTablename, "id", None),
     ]

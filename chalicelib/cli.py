@@ -33,7 +33,7 @@ def main() -> None:
 @click.option("--emulator/--no-emulator", default=None, help="Force the embedded S3 + DynamoDB emulator on or off (default: on when no endpoint is set).")
 def serve(config_path: str | None, host: str | None, port: int | None, emulator: bool | None) -> None:
     """Serve the registry over HTTP, with the embedded emulator when no AWS endpoint is configured."""
-    from chalicelib.local import configure_logging, local_service
+    from chalicelib.local import configure_logging, local_service, start_gc_schedule
     from chalicelib.localserver import serve as http_serve
 
     config = _config(config_path, port)
@@ -41,6 +41,7 @@ def serve(config_path: str | None, host: str | None, port: int | None, emulator:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with local_service(config, emulator) as (service, endpoint):
         server = http_serve(service.api.handle, host or config.http.address, config.http.port)
+        start_gc_schedule(service)
         address, bound_port = server.server_address[:2]
         click.echo(f"zotless: registry listening on http://{address}:{bound_port}")
         click.echo(f"zotless: S3 + DynamoDB at {endpoint or 'the configured AWS endpoint'} (bucket {config.storage.storageDriver.bucket})")
@@ -51,6 +52,24 @@ def serve(config_path: str | None, host: str | None, port: int | None, emulator:
             click.echo("zotless: stopping")
         finally:
             server.server_close()
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Report what would be deleted; delete nothing.")
+@click.option("--delay", default=None, help="Override storage.gcDelay (e.g. 30m, 2h).")
+def gc(config_path: str | None, dry_run: bool, delay: str | None) -> None:
+    """Collect garbage once: retention, unused blobs, stale uploads. Prints a JSON summary."""
+    from chalicelib.config import parse_duration
+    from chalicelib.gc import GarbageCollector
+    from chalicelib.local import configure_logging
+    from chalicelib.service import build_service
+
+    config = _config(config_path)
+    if delay is not None:
+        config.storage.gcDelay = parse_duration(delay)
+    configure_logging(config)
+    click.echo(GarbageCollector(build_service(config)).run(dry_run=dry_run).line())
 
 
 @main.command("rebuild-index")

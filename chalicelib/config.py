@@ -54,6 +54,46 @@ class CacheDriver(_Model):
     uploadsTablename: str = "ZotlessUploadsTable"
 
 
+class KeepTags(_Model):
+    """A rule that keeps tags (zot's shape); pull-based criteria are accepted but pulls are not recorded."""
+
+    patterns: list[str] = Field(default_factory=lambda: [".*"])
+    pushedWithin: float | None = None
+    pulledWithin: float | None = None
+    mostRecentlyPushedCount: int | None = None
+    mostRecentlyPulledCount: int | None = None
+
+    @field_validator("pushedWithin", "pulledWithin", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> float | None:
+        return None if value is None else parse_duration(value)
+
+    @field_validator("patterns")
+    @classmethod
+    def _regexes(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            re.compile(pattern)
+        return value
+
+
+class RetentionPolicy(_Model):
+    repositories: list[str]
+    deleteReferrers: bool = False
+    deleteUntagged: bool = True
+    keepTags: list[KeepTags] = Field(default_factory=list)
+
+
+class Retention(_Model):
+    dryRun: bool = False
+    delay: float = 86400.0
+    policies: list[RetentionPolicy] = Field(default_factory=list)
+
+    @field_validator("delay", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> float:
+        return parse_duration(value)
+
+
 class Storage(_Model):
     rootDirectory: str | None = None  # zot's local path; unused with S3 but accepted so zot configs load
     dedupe: bool = True
@@ -61,7 +101,9 @@ class Storage(_Model):
     gcDelay: float = Field(default=3600.0)
     gcInterval: float = Field(default=86400.0)
     uploadTTL: float = Field(default=86400.0)
+    readOnly: bool = False
     redirect: bool = True
+    retention: Retention = Field(default_factory=Retention)
     storageDriver: StorageDriver = Field(default_factory=StorageDriver)
     cacheDriver: CacheDriver = Field(default_factory=CacheDriver)
 
@@ -104,6 +146,7 @@ ENV_OVERRIDES: dict[str, str] = {
     "ZOTLESS_GC": "storage.gc",
     "ZOTLESS_GC_DELAY": "storage.gcDelay",
     "ZOTLESS_REDIRECT": "storage.redirect",
+    "ZOTLESS_READ_ONLY": "storage.readOnly",
     "ZOTLESS_PORT": "http.port",
     "ZOTLESS_LOG_LEVEL": "log.level",
 }

@@ -162,6 +162,36 @@ class Table:
                 return
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
+    def scan(self, condition: str, values: dict[str, Any], names: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
+        """Every item matching a filter, page by page; only for small tables (upload sessions)."""
+        request: dict[str, Any] = {"TableName": self.name, "FilterExpression": condition, "ExpressionAttributeValues": encode(values)}
+        if names:
+            request["ExpressionAttributeNames"] = names
+        while True:
+            response = self.client.scan(**request)
+            for item in response.get("Items", []):
+                yield decode(item)
+            if "LastEvaluatedKey" not in response:
+                return
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def query_index(self, index: str, hash_key: str, hash_value: str, range_key: str, below: int) -> Iterator[dict[str, Any]]:
+        """Items of a global secondary index partition whose sort key is below a bound (eventually consistent)."""
+        request: dict[str, Any] = {
+            "TableName": self.name,
+            "IndexName": index,
+            "KeyConditionExpression": "#h = :h AND #r < :below",
+            "ExpressionAttributeNames": {"#h": hash_key, "#r": range_key},
+            "ExpressionAttributeValues": encode({":h": hash_value, ":below": below}),
+        }
+        while True:
+            response = self.client.query(**request)
+            for item in response.get("Items", []):
+                yield decode(item)
+            if "LastEvaluatedKey" not in response:
+                return
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     def transact(self, operations: list[dict[str, Any]]) -> list[str] | None:
         """Run a write transaction; None on success, else the per-item cancellation reasons."""
         try:

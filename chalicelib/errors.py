@@ -68,6 +68,14 @@ class BlobRangeInvalid(SizeInvalid):
     default_message = "requested range not satisfiable"
 
 
+class ReadOnly(RegistryError):
+    """storage.readOnly: reads work, every write is refused."""
+
+    code = "DENIED"
+    status = 405
+    default_message = "the registry is read-only (storage.readOnly): uploads, manifest pushes, mounts and deletes are refused"
+
+
 class NotFound(RegistryError):
     """A path that matches no route of the API."""
 

@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.dynamo import Table
+from chalicelib.errors import ManifestBlobUnknown
 from chalicelib.manifests import Manifest
 
 CATALOG = "_catalog"  # not a valid repository name, so it cannot collide with one
+GC_STATE = "_gc"
 INLINE_LIMIT = 300 * 1024  # DynamoDB items stop at 400 KB
 ITEM_BUDGET = 350 * 1024
 # What an item gives up, in order, when it would not fit: all of it can be read back from S3.
@@ -93,8 +95,12 @@ class RepoIndex:
             "totalSize": len(manifest.body) + manifest.layers_size() + sum(c.size for c in manifest.children),
         })
 
-    def put_manifest(self, repo: str, manifest: Manifest, platforms: list[dict[str, str]], tag: str | None) -> None:
-        """Index a manifest (and its tag) in one transaction; re-pushing the same digest only moves the tag."""
+    def put_manifest(self, repo: str, manifest: Manifest, platforms: list[dict[str, str]], tag: str | None, use_ops: list[dict[str, Any]]) -> None:
+        """Index a new manifest with its tag, catalog count, referrer entry and uses of what it refers to, atomically.
+
+        use_ops (the blob links' use counts) fail the transaction if GC took a blob meanwhile:
+        the manifest is then refused. Re-pushing a stored digest only moves the tag.
+        """
         item = self.manifest_item(repo, manifest, platforms)
         tag_ops = [self.table.op_put(self._tag_item(repo, tag, item))] if tag else []
         operations = [
@@ -104,9 +110,39 @@ class RepoIndex:
         ]
         if manifest.subject:
             operations.append(self.table.op_put(self._referrer_item(repo, manifest, item)))
-        reasons = self.table.transact(operations)
-        if reasons is not None and tag_ops:
+        references = use_ops + self.child_use_ops(repo, [str(c.digest) for c in manifest.children])
+        if len(operations) + len(references) > TRANSACTION_LIMIT:
+            self._put_large(repo, operations, references, tag_ops)
+            return
+        reasons = self.table.transact(operations + references)
+        if reasons is None:
+            return
+        if reasons[0] == "ConditionalCheckFailed":
+            if tag_ops:
+                self.table.transact(tag_ops)
+            return
+        raise ManifestBlobUnknown("a blob or manifest it refers to was removed meanwhile; push them again")
+
+    def _put_large(self, repo: str, operations: list[dict[str, Any]], references: list[dict[str, Any]], tag_ops: list[dict[str, Any]]) -> None:
+        """Over DynamoDB's 100 items a transaction: count uses first (over-counting only keeps blobs longer)."""
+        if self.table.get(repo, operations[0]["Put"]["Item"]["key"]["S"]) is not None:
+            if tag_ops:
+                self.table.transact(tag_ops)
+            return
+        for start in range(0, len(references), TRANSACTION_LIMIT):
+            if self.table.transact(references[start : start + TRANSACTION_LIMIT]) is not None:
+                raise ManifestBlobUnknown("a blob or manifest it refers to was removed meanwhile; push them again")
+        if self.table.transact(operations) is not None and tag_ops:
             self.table.transact(tag_ops)
+
+    def child_use_ops(self, repo: str, children: list[str]) -> list[dict[str, Any]]:
+        """An index keeps its child manifests: GC removes a manifest only while no index uses it."""
+        condition = "attribute_exists(mediaType)"
+        return [self.table.op_update((repo, manifest_key(d)), "ADD uses :one", {":one": 1}, condition) for d in dict.fromkeys(children)]
+
+    def release_children(self, repo: str, children: list[str]) -> None:
+        for digest in dict.fromkeys(children):
+            self.table.update((repo, manifest_key(digest)), "ADD uses :minus", {":minus": -1}, "attribute_exists(mediaType)")
 
     def manifest(self, repo: str, digest: str) -> StoredManifest | None:
         item = self.table.get(repo, manifest_key(digest))
@@ -130,16 +166,19 @@ class RepoIndex:
         """Tags pointing to a digest: a walk over the repository's tags."""
         return [str(i["key"])[2:] for i in self.table.query(repo, "t#") if i.get("digest") == digest]
 
-    def delete_manifest(self, repo: str, digest: str, tags: list[str]) -> bool:
-        """Drop a manifest with the tags that point to it; False when it was not there."""
+    def delete_manifest(self, repo: str, digest: str, tags: list[str], only_unused: bool = False) -> bool:
+        """Drop a manifest with the tags that point to it; False when it was not there (or, for GC, is in use)."""
         stored = self.table.get(repo, manifest_key(digest))
         if stored is None:
             return False
         keys = [tag_key(t) for t in tags]
         for start in range(0, len(keys), TRANSACTION_LIMIT):
             self.table.transact([self.table.op_delete((repo, key), "digest = :d", {":d": digest}) for key in keys[start : start + TRANSACTION_LIMIT]])
+        condition, values = "attribute_exists(mediaType)", None
+        if only_unused:
+            condition, values = condition + " AND (attribute_not_exists(uses) OR uses <= :zero)", {":zero": 0}
         operations = [
-            self.table.op_delete((repo, manifest_key(digest)), "attribute_exists(mediaType)"),
+            self.table.op_delete((repo, manifest_key(digest)), condition, values),
             self.table.op_update((CATALOG, repo), "ADD manifests :minus", {":minus": -1}),
         ]
         if stored.get("subject"):
@@ -148,6 +187,24 @@ class RepoIndex:
             return False
         self.table.delete(CATALOG, repo, condition="manifests <= :zero", values={":zero": 0})
         return True
+
+    def manifests_of(self, repo: str) -> list[dict[str, Any]]:
+        """Every manifest item of a repository (for retention), without inline bodies' weight mattering."""
+        return list(self.table.query(repo, "m#"))
+
+    def tag_items(self, repo: str) -> list[dict[str, Any]]:
+        return list(self.table.query(repo, "t#"))
+
+    def gc_cursor(self) -> str | None:
+        """Where an interrupted retention pass stopped (the last repository done)."""
+        item = self.table.get(GC_STATE, "retention")
+        return str(item["after"]) if item and item.get("after") else None
+
+    def save_gc_cursor(self, after: str | None) -> None:
+        if after is None:
+            self.table.delete(GC_STATE, "retention")
+        else:
+            self.table.put({"repo": GC_STATE, "key": "retention", "after": after})
 
     def tags(self, repo: str, limit: int | None, after: str | None) -> list[str]:
         items = self.table.query(repo, "t#", after=tag_key(after) if after else None, limit=limit)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -43,3 +44,24 @@ def local_service(config: Config, emulator: bool | None = None) -> Iterator[tupl
         clients = make_clients(config)
         ensure_resources(config, clients)
         yield build_service(config, clients), moto.endpoint
+
+
+def start_gc_schedule(service: Service) -> threading.Thread | None:
+    """The local server runs GC every storage.gcInterval, as the deployed schedule does."""
+    from chalicelib.gc import GarbageCollector
+
+    storage = service.config.storage
+    if not storage.gc or storage.readOnly:
+        return None
+
+    def loop() -> None:
+        while not stopping.wait(storage.gcInterval):
+            try:
+                GarbageCollector(service).run()
+            except Exception:  # a failed run must not stop the schedule; the next one retries
+                logging.getLogger("zotless.gc").exception("scheduled garbage collection failed")
+
+    stopping = threading.Event()
+    thread = threading.Thread(target=loop, name="gc-schedule", daemon=True)
+    thread.start()
+    return thread

@@ -23,6 +23,14 @@ class MissingParts(Exception):
 class StoredObject:
     key: str
     size: int
+    modified: float = 0.0  # seconds since the epoch
+
+
+@dataclass(frozen=True)
+class PendingUpload:
+    key: str
+    upload_id: str
+    initiated: float
 
 
 def _code(exc: ClientError) -> str:
@@ -97,7 +105,14 @@ class ObjectStore:
         pages = paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix), StartAfter=self._key(start_after) if start_after else "")
         for page in pages:
             for item in page.get("Contents", []):
-                yield StoredObject(item["Key"][len(self.prefix) :], int(item["Size"]))
+                yield StoredObject(item["Key"][len(self.prefix) :], int(item["Size"]), item["LastModified"].timestamp())
+
+    def pending_uploads(self, prefix: str) -> Iterator[PendingUpload]:
+        """Multipart uploads under prefix that were never completed or aborted (billed storage)."""
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            for upload in page.get("Uploads", []):
+                yield PendingUpload(upload["Key"][len(self.prefix) :], upload["UploadId"], upload["Initiated"].timestamp())
 
     # Multipart uploads stage blob uploads: parts of at least 5 MiB except the last.
 

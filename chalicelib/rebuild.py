@@ -92,7 +92,8 @@ def _restore_manifest(service: Service, repo: str, digest: Digest, shared: dict[
         if blob in shared:
             service.blobs.restore_link(repo, shared[blob])
             report.blobs += 1
-    service.index.put_manifest(repo, manifest, service.registry.platforms(repo, manifest), None)
+    use_ops = service.blobs.use_ops(repo, manifest.required_blobs())
+    service.index.put_manifest(repo, manifest, service.registry.platforms(repo, manifest), None, use_ops)
     report.manifests += 1
     report.repositories.add(repo)
 
@@ -109,5 +110,5 @@ def _restore_tag(service: Service, repo: str, tag: str, report: RebuildReport) -
         report.problems.append(f"{repo}:{tag}: tagged manifest missing")
         return
     manifest = parse_manifest(body, None, digest.algorithm)
-    service.index.put_manifest(repo, manifest, service.registry.platforms(repo, manifest), tag)
+    service.index.put_manifest(repo, manifest, service.registry.platforms(repo, manifest), tag, [])
     report.tags += 1

@@ -142,7 +142,8 @@ class Registry:
         self.store.put(manifest_object_key(repo, digest), body, content_type=manifest.media_type)
         if tag:
             self.store.put(tag_object_key(repo, tag), digest.encode(), content_type="text/plain")
-        self.index.put_manifest(repo, manifest, self.platforms(repo, manifest, held), tag)
+        use_ops = self.blobs.use_ops(repo, manifest.required_blobs())
+        self.index.put_manifest(repo, manifest, self.platforms(repo, manifest, held), tag, use_ops)
         return PushedManifest(manifest.digest, manifest.subject.digest if manifest.subject else None)
 
     def get_manifest(self, repo: str, reference: str) -> PulledManifest:
@@ -162,12 +163,28 @@ class Registry:
                 raise ManifestUnknown(detail={"tag": reference})
             self.store.delete(tag_object_key(repo, reference))
             return
-        digest = str(Digest.parse(reference))
-        tags = self.index.tags_of(repo, digest)
+        if not self.remove_manifest(repo, Digest.parse(reference)):
+            raise ManifestUnknown(detail={"digest": reference})
+
+    def remove_manifest(self, repo: str, digest: Digest, only_unused: bool = False) -> bool:
+        """Delete a manifest and its tags, then release the blobs and child manifests it used.
+
+        GC passes only_unused: a manifest that an index in the repository uses is then kept.
+        """
+        stored = self.index.manifest(repo, str(digest))
+        if stored is None:
+            return False
+        body = stored.body if stored.body is not None else self.store.get(manifest_object_key(repo, str(digest)))
+        tags = self.index.tags_of(repo, str(digest))
         self.store.delete(*[tag_object_key(repo, t) for t in tags])
-        if not self.index.delete_manifest(repo, digest, tags):
-            raise ManifestUnknown(detail={"digest": digest})
-        self.store.delete(manifest_object_key(repo, digest))
+        if not self.index.delete_manifest(repo, str(digest), tags, only_unused):
+            return False
+        self.store.delete(manifest_object_key(repo, str(digest)))
+        if body is not None:
+            manifest = parse_manifest(body, stored.media_type, digest.algorithm)
+            self.blobs.release(repo, manifest.required_blobs())
+            self.index.release_children(repo, [str(c.digest) for c in manifest.children])
+        return True
 
     def _stored_manifest(self, repo: str, reference: str) -> StoredManifest:
         by_tag = is_tag(reference)

@@ -34,4 +34,4 @@ def build_service(config: Config, clients: Clients | None = None) -> Service:
     index = RepoIndex(Table(clients.dynamodb, tables.repoMetaTablename, "repo", "key"))
     sessions = SessionTable(Table(clients.dynamodb, tables.uploadsTablename, "id"), storage.uploadTTL)
     registry = Registry(store, blobs, sessions, index)
-    return Service(config, store, blobs, index, registry, Api(registry, store, redirect=storage.redirect))
+    return Service(config, store, blobs, index, registry, Api(registry, store, redirect=storage.redirect, read_only=storage.readOnly))

@@ -12,6 +12,7 @@ import re
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -130,6 +131,16 @@ class SessionTable:
 
     def delete(self, session: UploadSession) -> None:
         self.table.delete(session.id)
+
+    def expired(self, created_before: float) -> Iterator[UploadSession]:
+        """Sessions older than the upload TTL (DynamoDB's TTL deletes items late, and never their S3 parts)."""
+        for item in self.table.scan("created < :before", {":before": int(created_before)}):
+            yield self._session(item)
+
+    def delete_if_idle(self, session: UploadSession) -> bool:
+        """Remove an expired session unless a request holds its lease right now."""
+        now = int(time.time())
+        return self.table.delete(session.id, condition="attribute_not_exists(lease) OR lease_until < :now", values={":now": now})
 
     def _item(self, session: UploadSession) -> dict[str, object]:
         return {

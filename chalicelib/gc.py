@@ -1,0 +1,158 @@
+"""Garbage collection of one storage location, safe while pushes run on other Lambda instances.
+
+Phases, each resumable: retention (tags and untagged manifests, repository by repository, with a
+cursor), unused blob links older than gcDelay, shared objects no repository holds, and uploads
+older than uploadTTL. Blob work reads only the sparse orphans index, so its cost follows what is
+eligible; retention reads each repository's index partition, so it follows the repositories walked.
+Every deletion is a conditional write, so a concurrent push either wins or is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from chalicelib.references import Digest
+from chalicelib.retention import ManifestFacts, TagFacts, decide
+from chalicelib.service import Service
+from chalicelib.uploads import BlobWriter
+
+log = logging.getLogger("zotless.gc")
+CASCADE_PASSES = 4  # an index removed frees its children for the next pass
+
+
+@dataclass
+class GcReport:
+    dry_run: bool
+    examined: dict[str, int] = field(default_factory=dict)
+    deleted: dict[str, int] = field(default_factory=dict)
+    bytes_freed: int = 0
+    seconds: float = 0.0
+    complete: bool = True
+    skipped: str | None = None
+
+    def count(self, table: dict[str, int], name: str, n: int = 1) -> None:
+        table[name] = table.get(name, 0) + n
+
+    def line(self) -> str:
+        return json.dumps({"event": "gc", **asdict(self)}, sort_keys=True)
+
+
+class GarbageCollector:
+    def __init__(self, service: Service, clock: Callable[[], float] = time.time, time_budget: float | None = None) -> None:
+        self.service = service
+        self.storage = service.config.storage
+        self.clock = clock
+        self.deadline = None if time_budget is None else time.monotonic() + time_budget
+
+    def run(self, dry_run: bool = False) -> GcReport:
+        started = time.monotonic()
+        report = GcReport(dry_run=dry_run or self.storage.retention.dryRun)
+        if self.storage.readOnly or not self.storage.gc:
+            report.skipped = "read-only storage" if self.storage.readOnly else "storage.gc is off"
+        else:
+            for phase in (self._retention, self._links, self._shared, self._uploads):
+                if self._out_of_time():
+                    report.complete = False
+                    break
+                phase(report)
+        report.seconds = round(time.monotonic() - started, 3)
+        log.info(report.line())
+        return report
+
+    def _out_of_time(self) -> bool:
+        return self.deadline is not None and time.monotonic() > self.deadline
+
+    # Retention
+
+    def _retention(self, report: GcReport) -> None:
+        index = self.service.index
+        cursor = index.gc_cursor()
+        for repo in index.repositories(None, cursor):
+            if self._out_of_time():
+                report.complete = False
+                if not report.dry_run:
+                    index.save_gc_cursor(cursor)
+                return
+            self._retain(repo, report)
+            cursor = repo
+        if not report.dry_run:
+            index.save_gc_cursor(None)
+
+    def _retain(self, repo: str, report: GcReport) -> None:
+        now = self.clock()
+        for _ in range(CASCADE_PASSES):
+            manifests, tags = self._facts(repo)
+            report.count(report.examined, "manifests", len(manifests))
+            decision = decide(repo, manifests, tags, self.storage.retention, now)
+            report.count(report.deleted, "tags", len(decision.tags))
+            if report.dry_run:
+                report.count(report.deleted, "manifests", len(decision.manifests))
+                return
+            for tag in decision.tags:
+                self.service.registry.delete_manifest(repo, tag)
+            removed = [d for d in decision.manifests if self.service.registry.remove_manifest(repo, Digest.parse(d), only_unused=True)]
+            report.count(report.deleted, "manifests", len(removed))
+            if not removed and not decision.tags:
+                return
+
+    def _facts(self, repo: str) -> tuple[list[ManifestFacts], list[TagFacts]]:
+        index = self.service.index
+        manifests = [ManifestFacts(str(i["key"])[2:], int(i["pushed"]), int(i.get("uses", 0)), i.get("subject")) for i in index.manifests_of(repo)]
+        tags = [TagFacts(str(i["key"])[2:], str(i["digest"]), int(i["pushed"])) for i in index.tag_items(repo)]
+        return manifests, tags
+
+    # Blobs
+
+    def _links(self, report: GcReport) -> None:
+        cutoff = int(self.clock() - self.storage.gcDelay)
+        for item in self.service.blobs.orphan_candidates("l", cutoff):
+            if self._out_of_time():
+                report.complete = False
+                return
+            report.count(report.examined, "blob_links")
+            if report.dry_run:
+                report.count(report.deleted, "blob_links", int(item.get("uses", 0)) <= 0)
+                continue
+            freed = self.service.blobs.collect_link(item, cutoff)
+            if freed is not None:
+                report.count(report.deleted, "blob_links")
+                report.bytes_freed += freed
+
+    def _shared(self, report: GcReport) -> None:
+        for item in self.service.blobs.orphan_candidates("s", int(self.clock()) + 1):
+            if self._out_of_time():
+                report.complete = False
+                return
+            report.count(report.examined, "blobs")
+            if report.dry_run:
+                report.count(report.deleted, "blobs", int(item.get("refs", 0)) <= 0)
+                continue
+            freed = self.service.blobs.collect_shared(item)
+            if freed is not None:
+                report.count(report.deleted, "blobs")
+                report.bytes_freed += freed
+
+    # Uploads
+
+    def _uploads(self, report: GcReport) -> None:
+        cutoff = self.clock() - self.storage.uploadTTL
+        store, sessions = self.service.store, self.service.registry.sessions
+        for session in sessions.expired(cutoff):
+            report.count(report.examined, "upload_sessions")
+            if not report.dry_run and sessions.delete_if_idle(session):
+                BlobWriter(store, session).discard()
+                report.count(report.deleted, "upload_sessions")
+        for pending in store.pending_uploads("_data/"):
+            report.count(report.examined, "multipart_uploads")
+            if pending.initiated < cutoff:
+                report.count(report.deleted, "multipart_uploads")
+                if not report.dry_run:
+                    store.abort_multipart(pending.key, pending.upload_id)
+        stale = [o for o in store.list("_uploads/") if o.modified < cutoff]
+        report.count(report.deleted, "upload_pieces", len(stale))
+        if stale and not report.dry_run:
+            store.delete(*[o.key for o in stale])

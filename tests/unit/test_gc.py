@@ -1,0 +1,306 @@
+"""Garbage collection: delays, retention, dedupe reference counts, stale uploads, and the race with pushes."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+
+import pytest
+from moto.core.botocore_stubber import BotocoreStubber
+
+from chalicelib.aws import ensure_resources, make_clients
+from chalicelib.config import Config
+from chalicelib.gc import GarbageCollector
+from chalicelib.references import Digest
+from chalicelib.service import build_service
+from tests.conftest import LAYER, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, Client, sha256
+
+HOUR = 3600
+
+
+def later(hours: float):
+    return lambda: time.time() + hours * HOUR
+
+
+def collect(service, hours: float = 0, dry_run: bool = False):
+    return GarbageCollector(service, clock=later(hours)).run(dry_run=dry_run)
+
+
+def data_objects(service) -> list[str]:
+    return [o.key for o in service.store.list("_data/")]
+
+
+def build(aws, config: Config, **storage):
+    for key, value in storage.items():
+        setattr(config.storage, key, value)
+    clients = make_clients(config)
+    ensure_resources(config, clients)
+    return build_service(config, clients)
+
+
+def test_a_fresh_orphan_survives_and_an_old_one_goes(client, service):
+    digest = client.push_blob("team/app", b"orphan layer")
+    assert collect(service, hours=0.5).deleted.get("blob_links", 0) == 0
+    assert client("HEAD", f"/v2/team/app/blobs/{digest}").status == 200
+    report = collect(service, hours=2)
+    assert report.deleted["blob_links"] == 1 and report.deleted["blobs"] == 1
+    assert client("HEAD", f"/v2/team/app/blobs/{digest}").status == 404
+    assert data_objects(service) == []
+    assert [o.key for o in service.store.list("_blobs/")] == []
+
+
+def test_referenced_blobs_stay(client, service):
+    _, body = client.push_image("team/app", "1.0", [b"used layer"])
+    collect(service, hours=48)
+    pulled = client("GET", "/v2/team/app/manifests/1.0")
+    assert pulled.body_bytes() == body
+    assert client("HEAD", f"/v2/team/app/blobs/{sha256(b'used layer')}").status == 200
+    assert len(data_objects(service)) == 2
+
+
+def test_dry_run_changes_nothing(client, service):
+    client.push_blob("team/app", b"orphan")
+    report = collect(service, hours=2, dry_run=True)
+    assert report.dry_run and report.deleted["blob_links"] == 1
+    assert len(data_objects(service)) == 1
+
+
+def test_untagged_manifests_go_after_the_retention_delay(client, service):
+    old, _ = client.push_image("team/app", "latest", [b"v1"])
+    new, _ = client.push_image("team/app", "latest", [b"v2"])
+    collect(service, hours=2)
+    assert client("GET", f"/v2/team/app/manifests/{old}").status == 200, "inside the 24h retention delay"
+    report = collect(service, hours=25)
+    assert report.deleted["manifests"] == 1
+    assert client("GET", f"/v2/team/app/manifests/{old}").status == 404
+    assert client("GET", f"/v2/team/app/manifests/{new}").status == 200
+    assert client("HEAD", f"/v2/team/app/blobs/{sha256(b'v1')}").status == 404, "its layer went in the same run"
+    assert client("HEAD", f"/v2/team/app/blobs/{sha256(b'v2')}").status == 200
+
+
+def test_an_index_keeps_its_children(client, service):
+    child, body = client.push_image("team/app", "tmp", [b"arch"])
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [{"mediaType": OCI_MANIFEST, "digest": child, "size": len(body)}]}
+    assert client("PUT", "/v2/team/app/manifests/multi", json.dumps(index).encode(), {"Content-Type": OCI_INDEX}).status == 201
+    client("DELETE", "/v2/team/app/manifests/tmp")
+    collect(service, hours=25)
+    assert client("GET", f"/v2/team/app/manifests/{child}").status == 200
+    client("DELETE", "/v2/team/app/manifests/multi")
+    collect(service, hours=50)
+    assert client("GET", f"/v2/team/app/manifests/{child}").status == 404, "untagged index and then its child go"
+
+
+def _referrer(client, repo: str, subject: str, size: int) -> str:
+    document = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": "application/example.sig",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": client.push_blob(repo, b"{}"), "size": 2},
+        "layers": [],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": size},
+    }
+    body = json.dumps(document).encode()
+    assert client("PUT", f"/v2/{repo}/manifests/{sha256(body)}", body, {"Content-Type": OCI_MANIFEST}).status == 201
+    return sha256(body)
+
+
+def test_referrers_stay_with_their_subject_and_go_without_it(aws, config):
+    config.storage.retention = config.storage.retention.model_validate({"policies": [{"repositories": ["**"], "deleteReferrers": True}]})
+    service = build(aws, config)
+    client = Client(service)
+    subject, body = client.push_image("team/app", "1.0", [b"x"])
+    signature = _referrer(client, "team/app", subject, len(body))
+    collect(service, hours=25)
+    assert client("GET", f"/v2/team/app/manifests/{signature}").status == 200
+    client("DELETE", "/v2/team/app/manifests/1.0")
+    collect(service, hours=50)
+    assert client("GET", f"/v2/team/app/manifests/{subject}").status == 200, "untagged, but an artifact refers to it (zot)"
+    client("DELETE", f"/v2/team/app/manifests/{subject}")
+    collect(service, hours=75)
+    assert client("GET", f"/v2/team/app/manifests/{signature}").status == 404
+
+
+def test_keep_tags_by_pattern_and_most_recent(aws, config):
+    policies = [{"repositories": ["team/**"], "keepTags": [{"patterns": ["^v"], "mostRecentlyPushedCount": 2}, {"patterns": ["^stable$"]}]}]
+    config.storage.retention = config.storage.retention.model_validate({"policies": policies})
+    service = build(aws, config)
+    client = Client(service)
+    for n, tag in enumerate(["v1", "v2", "v3", "stable", "nightly"]):
+        client.push_image("team/app", tag, [f"layer {tag}".encode()])
+        service.index.table.update(("team/app", f"t#{tag}"), "SET pushed = :p", {":p": int(time.time()) - 1000 + n})
+    client.push_image("other/app", "nightly", [b"elsewhere"])
+    collect(service, hours=25)
+    tags = json.loads(client("GET", "/v2/team/app/tags/list").body_bytes())["tags"]
+    assert tags == ["stable", "v2", "v3"]
+    assert json.loads(client("GET", "/v2/other/app/tags/list").body_bytes())["tags"] == ["nightly"], "no policy matches: all kept"
+
+
+def test_dedupe_reference_counts_down_to_deletion(client, service):
+    shared = b"shared base" * 100
+    a, _ = client.push_image("team/a", "1", [shared])
+    b, _ = client.push_image("team/b", "1", [shared])
+    assert service.blobs.table.get(sha256(shared), "#")["refs"] == 2
+    client("DELETE", f"/v2/team/a/manifests/{a}")
+    collect(service, hours=2)
+    assert service.blobs.table.get(sha256(shared), "#")["refs"] == 1
+    assert client("HEAD", f"/v2/team/b/blobs/{sha256(shared)}").status == 200
+    assert len(data_objects(service)) == 2  # the shared layer and team/b's config
+    client("DELETE", f"/v2/team/b/manifests/{b}")
+    report = collect(service, hours=4)
+    assert report.deleted["blobs"] >= 1 and report.bytes_freed >= len(shared)
+    assert service.blobs.table.get(sha256(shared), "#") is None
+    assert data_objects(service) == []
+
+
+def test_without_dedupe_a_deleted_blobs_bytes_go(aws, config):
+    service = build(aws, config, dedupe=False)
+    client = Client(service)
+    digest = client.push_blob("team/app", b"private bytes")
+    assert client("DELETE", f"/v2/team/app/blobs/{digest}").status == 202
+    report = collect(service)
+    assert report.bytes_freed == len(b"private bytes")
+    assert data_objects(service) == []
+    assert client("HEAD", f"/v2/team/app/blobs/{digest}").status == 404
+
+
+def test_stale_uploads_are_aborted(client, service):
+    big = client("POST", "/v2/team/app/blobs/uploads/").headers["Location"]
+    client("PATCH", big, os.urandom(6 << 20), {"Content-Range": f"0-{(6 << 20) - 1}"})
+    client("PATCH", big, os.urandom(300 << 10), {"Content-Range": f"{6 << 20}-{(6 << 20) + (300 << 10) - 1}"})
+    assert service.store.client.list_multipart_uploads(Bucket=service.store.bucket).get("Uploads")
+    assert list(service.store.list("_uploads/"))
+    collect(service, hours=2)
+    assert client("GET", big).status == 204, "younger than uploadTTL"
+    report = collect(service, hours=25)
+    assert report.deleted["upload_sessions"] == 1
+    assert client("GET", big).status == 404
+    assert service.store.client.list_multipart_uploads(Bucket=service.store.bucket).get("Uploads") is None
+    assert list(service.store.list("_uploads/")) == []
+
+
+def test_gc_off_and_read_only_do_nothing(aws, config):
+    for settings in ({"gc": False}, {"readOnly": True}):
+        service = build(aws, config, **settings)
+        report = collect(service, hours=48)
+        assert report.skipped and report.deleted == {}
+
+
+def test_an_interrupted_run_continues_where_it_stopped(client, service):
+    for n in range(3):
+        client.push_image(f"team/r{n}", "latest", [b"old"])
+        client.push_image(f"team/r{n}", "latest", [f"new {n}".encode()])
+    stopped = GarbageCollector(service, clock=later(25), time_budget=0).run()
+    assert not stopped.complete
+    finished = GarbageCollector(service, clock=later(25)).run()
+    assert finished.complete and finished.deleted["manifests"] == 3
+    assert service.index.gc_cursor() is None
+
+
+@pytest.fixture
+def atomic_aws(monkeypatch):
+    """DynamoDB and S3 apply each request atomically; moto's in-process backend needs a lock for that."""
+    lock = threading.Lock()
+    original = BotocoreStubber.__call__
+
+    def serialised(self, *args, **kwargs):
+        with lock:
+            return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BotocoreStubber, "__call__", serialised)
+
+
+def test_gc_racing_pushes_never_loses_a_referenced_blob(atomic_aws, aws, config):
+    """GC with no delay runs in a loop while threads push images; every stored manifest must pull whole."""
+    config.storage.gcDelay = 0
+    config.storage.retention.delay = 10 * 24 * HOUR
+    service = build(aws, config)
+    client = Client(service)
+    stop = threading.Event()
+    refused: list[int] = []
+    errors: list[BaseException] = []
+
+    def collector() -> None:
+        while not stop.is_set():
+            GarbageCollector(service, clock=lambda: time.time() + 2).run()
+
+    def pusher(worker: int) -> None:
+        rng = random.Random(worker)
+        try:
+            for round_ in range(12):
+                layers = [f"layer {rng.randrange(6)}".encode(), f"unique {worker}-{round_}".encode()]
+                config_bytes = json.dumps({"os": "linux", "architecture": "amd64", "n": round_}).encode()
+                descriptors = []
+                for blob, media_type in [(config_bytes, OCI_CONFIG)] + [(layer, LAYER) for layer in layers]:
+                    if client("HEAD", f"/v2/race/app{worker}/blobs/{sha256(blob)}").status != 200:
+                        client.push_blob(f"race/app{worker}", blob)
+                    descriptors.append({"mediaType": media_type, "digest": sha256(blob), "size": len(blob)})
+                manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": descriptors[0], "layers": descriptors[1:]}
+                response = client("PUT", f"/v2/race/app{worker}/manifests/r{round_}", json.dumps(manifest).encode(), {"Content-Type": OCI_MANIFEST})
+                if response.status != 201:
+                    assert response.status == 404 and json.loads(response.body_bytes())["errors"][0]["code"] == "MANIFEST_BLOB_UNKNOWN"
+                    refused.append(round_)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=collector)] + [threading.Thread(target=pusher, args=(w,)) for w in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads[1:]:
+        thread.join()
+    stop.set()
+    threads[0].join()
+    assert errors == []
+    stored = 0
+    for worker in range(3):
+        repo = f"race/app{worker}"
+        for tag in json.loads(client("GET", f"/v2/{repo}/tags/list").body_bytes())["tags"]:
+            manifest = json.loads(client("GET", f"/v2/{repo}/manifests/{tag}").body_bytes())
+            for descriptor in [manifest["config"], *manifest["layers"]]:
+                location = service.blobs.require(repo, Digest.parse(descriptor["digest"]))
+                assert service.store.size(location.data_key) == descriptor["size"], f"{repo}:{tag} lost {descriptor['digest']}"
+            stored += 1
+    assert stored + len(refused) == 36
+    assert stored > 0
+
+
+def test_read_only_refuses_every_write_and_serves_reads(aws, config):
+    writable = build(aws, config)
+    digest, body = Client(writable).push_image("team/app", "1.0", [b"x"])
+    client = Client(build(aws, config, readOnly=True))
+    assert client("GET", "/v2/team/app/manifests/1.0").body_bytes() == body
+    assert client("HEAD", f"/v2/team/app/blobs/{sha256(b'x')}").status == 200
+    writes = [
+        ("POST", "/v2/team/app/blobs/uploads/", b""),
+        ("POST", f"/v2/team/app/blobs/uploads/?digest={sha256(b'y')}", b"y"),
+        ("POST", f"/v2/team/b/blobs/uploads/?mount={sha256(b'x')}&from=team/app", b""),
+        ("PUT", "/v2/team/app/manifests/2.0", body),
+        ("DELETE", f"/v2/team/app/manifests/{digest}", b""),
+        ("DELETE", f"/v2/team/app/blobs/{sha256(b'x')}", b""),
+    ]
+    for method, path, payload in writes:
+        response = client(method, path, payload, {"Content-Type": OCI_MANIFEST})
+        error = json.loads(response.body_bytes())["errors"][0]
+        assert (response.status, error["code"]) == (405, "DENIED"), path
+        assert "read-only" in error["message"]
+    assert client("GET", "/v2/team/app/manifests/1.0").status == 200
+
+
+def test_gc_command_prints_a_json_summary(client, service, tmp_path):
+    from click.testing import CliRunner
+
+    from chalicelib.cli import main
+
+    client.push_blob("team/app", b"orphan")
+    time.sleep(1.1)  # orphan times are whole seconds: be strictly older than "now minus 0s"
+    path = tmp_path / "config.json"
+    path.write_text(service.config.model_dump_json())
+    dry = CliRunner().invoke(main, ["gc", "--config", str(path), "--dry-run", "--delay", "0s"])
+    assert dry.exit_code == 0, dry.output
+    summary = json.loads(dry.output.strip().splitlines()[-1])
+    assert summary["event"] == "gc" and summary["dry_run"] and summary["deleted"]["blob_links"] == 1
+    real = CliRunner().invoke(main, ["gc", "--config", str(path), "--delay", "0s"])
+    assert json.loads(real.output.strip().splitlines()[-1])["deleted"]["blobs"] == 1
+    assert data_objects(service) == []
