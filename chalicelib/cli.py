@@ -72,6 +72,26 @@ def gc(config_path: str | None, dry_run: bool, delay: str | None) -> None:
     click.echo(GarbageCollector(build_service(config)).run(dry_run=dry_run).line())
 
 
+@main.command()
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--repair-index", is_flag=True, help="Rebuild index entries from S3 and drop entries S3 does not back.")
+@click.argument("repositories", nargs=-1)
+def scrub(config_path: str | None, repair_index: bool, repositories: tuple[str, ...]) -> None:
+    """Re-read stored manifests and blobs, check digests and sizes, report problems as JSON lines."""
+    from chalicelib.local import configure_logging
+    from chalicelib.scrub import Scrubber
+    from chalicelib.service import build_service
+
+    config = _config(config_path)
+    configure_logging(config)
+    scrubber = Scrubber(build_service(config))
+    for finding in scrubber.run(list(repositories) or None, repair_index):
+        click.echo(finding.line())
+    click.echo(scrubber.summary.line())
+    if scrubber.summary.problems and not repair_index:
+        sys.exit(1)
+
+
 @main.command("rebuild-index")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False))
 def rebuild_index_command(config_path: str | None) -> None:

@@ -1,0 +1,74 @@
+"""Scrub finds what changed behind the registry's back, and can repair the index from S3."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from chalicelib.cli import main
+from chalicelib.references import Digest
+from chalicelib.registry import manifest_object_key
+from chalicelib.scrub import Scrubber
+from tests.conftest import sha256
+
+
+def findings(service, repos=None, repair=False):
+    scrubber = Scrubber(service)
+    return [(f.kind, f.problem, f.repository, f.digest, tuple(f.affects)) for f in scrubber.run(repos, repair)], scrubber.summary
+
+
+def test_a_clean_registry_has_no_findings(client, service):
+    client.push_image("team/app", "1.0", [b"a", b"b"])
+    client.push_image("team/other", "1.0", [b"a"])
+    found, summary = findings(service)
+    assert found == []
+    assert summary.manifests == 2 and summary.blobs == 3, "shared bytes (the config and layer a) are read once"
+
+
+def test_a_corrupted_blob_is_reported_with_the_images_it_breaks(client, service):
+    client.push_image("team/app", "1.0", [b"good layer", b"victim layer"])
+    client.push_image("team/app", "latest", [b"good layer", b"victim layer"])
+    client.push_image("team/other", "2.0", [b"victim layer"])
+    location = service.blobs.stat("team/app", Digest.parse(sha256(b"victim layer")))
+    service.store.put(location.data_key, b"bit rot layer")
+    found, summary = findings(service)
+    corrupt = [f for f in found if f[1] == "corrupt"]
+    assert {(f[2], f[4]) for f in corrupt} == {("team/app", ("team/app:1.0", "team/app:latest")), ("team/other", ("team/other:2.0",))}
+    assert all(f[3] == sha256(b"victim layer") for f in corrupt)
+    assert summary.problems == 2
+
+
+def test_missing_objects_and_index_disagreements(client, service):
+    digest, _ = client.push_image("team/app", "1.0", [b"x"])
+    client.push_image("team/app", "2.0", [b"y"])
+    service.store.delete(service.blobs.stat("team/app", Digest.parse(sha256(b"y"))).data_key)
+    service.index.table.delete("team/app", "t#1.0")
+    found, _ = findings(service)
+    assert ("blob", "missing", "team/app", sha256(b"y"), ("team/app:2.0",)) in found
+    assert ("tag", "not-indexed", "team/app", digest, ("team/app:1.0",)) in found
+
+
+def test_repair_index_restores_and_drops_entries(client, service):
+    digest, _ = client.push_image("team/app", "1.0", [b"x"])
+    gone, _ = client.push_image("team/app", "2.0", [b"y"])
+    service.index.table.delete("team/app", "t#1.0")
+    service.store.delete(manifest_object_key("team/app", gone), "repositories/team/app/_manifests/tags/2.0")
+    found, summary = findings(service, repair=True)
+    assert found and summary.repaired
+    assert client("GET", "/v2/team/app/manifests/1.0").headers["Docker-Content-Digest"] == digest
+    assert client("GET", "/v2/team/app/manifests/2.0").status == 404
+    assert findings(service)[0] == []
+
+
+def test_scrub_command_exits_non_zero_on_problems(client, service, tmp_path):
+    client.push_image("team/app", "1.0", [b"x"])
+    path = tmp_path / "config.json"
+    path.write_text(service.config.model_dump_json())
+    clean = CliRunner().invoke(main, ["scrub", "--config", str(path)])
+    assert clean.exit_code == 0, clean.output
+    assert json.loads(clean.output.strip().splitlines()[-1])["problems"] == 0
+    service.index.table.delete("team/app", "t#1.0")
+    broken = CliRunner().invoke(main, ["scrub", "--config", str(path), "team/app"])
+    assert broken.exit_code == 1
+    assert json.loads(broken.output.strip().splitlines()[0])["problem"] == "not-indexed"
