@@ -1,15 +1,26 @@
-"""The Lambda entry point: Chalice routes that hand every /v2 request to the core."""
+"""The Lambda entry point: Chalice routes that hand every /v2 request to the core.
+
+Importing it stays cheap for Lambda's cold start: the core and boto3 load with the first request
+(bench/bench_cold_start.py measures both), or during INIT where INIT runs ahead of traffic.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import time
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice import Chalice, Rate, Response
 
+from chalicelib import logs
 from chalicelib.apigateway import request_from_event
-from chalicelib.config import load_config
-from chalicelib.service import Service, build_service
+from chalicelib.durations import gc_interval_seconds
+from chalicelib.limits import CHUNK_MAX_LENGTH
+
+if TYPE_CHECKING:
+    from chalicelib.service import Service
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 GC_SAFETY_SECONDS = 30  # stop before Lambda's limit; the next run continues from the cursor
@@ -18,20 +29,37 @@ GC_SAFETY_SECONDS = 30  # stop before Lambda's limit; the next run continues fro
 class RegistryChalice(Chalice):
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         """A request without Accept accepts anything (RFC 9110); Chalice would answer 400 to binary bodies."""
+        started = time.monotonic()
         headers = event.get("headers") or {}
         if not any(k.lower() == "accept" for k in headers):
             event["headers"] = {**headers, "Accept": "*/*"}
-        return super().__call__(event, context)
+        result = super().__call__(event, context)
+        logs.log_invocation(access_log, event, result, started)
+        return result
 
 
-app = RegistryChalice(app_name="zotless")
+# configure_logs=False: Chalice would take over the "zotless" logger (stdout, ERROR only, no propagation).
+app = RegistryChalice(app_name="zotless", configure_logs=False)
 app.api.binary_types = ["*/*"]  # layer bytes pass through API Gateway untouched
+access_log = logging.getLogger("zotless.app")
 
 
 @cache
 def service() -> Service:
-    """Built on the first request, then reused by every request this Lambda instance serves."""
-    return build_service(load_config())
+    """Built on the first request, then reused by every request this Lambda instance serves.
+
+    Behind API Gateway a request carries at most ~4.5 MiB, so upload responses advertise the chunk limit.
+    """
+    from chalicelib.config import load_config
+    from chalicelib.service import build_service
+
+    config = load_config()
+    logs.setup_lambda(config.log.level)
+    return build_service(config, chunk_max_length=CHUNK_MAX_LENGTH)
+
+
+if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") in ("provisioned-concurrency", "snap-start"):
+    import chalicelib.service  # noqa: F401  INIT runs ahead of traffic there: load the core now, not on a request
 
 
 def serve() -> Response:
@@ -50,10 +78,16 @@ def registry() -> Response:
     return serve()
 
 
-@app.schedule(Rate(max(1, int(load_config().storage.gcInterval // 60)), unit=Rate.MINUTES), name="garbage_collect")
+@app.route("/auth/token", methods=["GET"])
+def token() -> Response:
+    """Docker's token endpoint (the Bearer challenge's realm), when http.auth.bearer is configured."""
+    return serve()
+
+
+@app.schedule(Rate(max(1, int(gc_interval_seconds() // 60)), unit=Rate.MINUTES), name="garbage_collect")
 def garbage_collect(event: Any) -> None:
     """storage.gcInterval decides the rate when the app is packaged; each run logs a JSON summary."""
-    from chalicelib.gc import GarbageCollector
+    from chalicelib.gc import collect_everywhere
 
     remaining = event.context.get_remaining_time_in_millis() / 1000 if event.context else 900
-    GarbageCollector(service(), time_budget=max(remaining - GC_SAFETY_SECONDS, 1)).run()
+    collect_everywhere(service(), time_budget=max(remaining - GC_SAFETY_SECONDS, 1))

@@ -8,21 +8,21 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from chalicelib.access import ANONYMOUS, Caller
+from chalicelib.access import ANONYMOUS, Action, Caller
+from chalicelib.authn import TOKEN_PATH, Authenticator
 from chalicelib.blobs import BlobLocation
-from chalicelib.errors import BlobRangeInvalid, Denied, DigestInvalid, PayloadTooLarge, RangeInvalid, ReadOnly, RegistryError
+from chalicelib.errors import BlobRangeInvalid, DigestInvalid, PayloadTooLarge, RangeInvalid, ReadOnly, RegistryError
 from chalicelib.http import Headers, Request, Response
+from chalicelib.limits import chunk_headers
+from chalicelib.locations import RoutedRegistry
 from chalicelib.manifests import MAX_MANIFEST_SIZE, OCI_INDEX
-from chalicelib.objectstore import ObjectStore
-from chalicelib.references import Digest, validate_name
-from chalicelib.registry import Registry
+from chalicelib.references import Digest, is_tag, validate_name
 from chalicelib.router import Context, Router
 from chalicelib.uploads import UploadSession, progress_headers
 
 log = logging.getLogger("zotless.api")
 
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
-CHUNK_MIN_LENGTH = 4 << 20  # fits one Lambda request, and two make an S3 part
 MAX_PAGE = 1000
 WRITE_ACTIONS = {"create", "update", "delete"}
 PRESIGN_SECONDS = 900
@@ -92,11 +92,12 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 class Api:
     """Routes requests to the registry; the only place that speaks HTTP."""
 
-    def __init__(self, registry: Registry, store: ObjectStore, redirect: bool = True, read_only: bool = False) -> None:
+    def __init__(self, registry: RoutedRegistry, redirect: bool = True, auth: Authenticator | None = None, chunk_max_length: int | None = None) -> None:
+        """chunk_max_length: the largest request body the transport carries (Lambda), advertised to chunked clients."""
         self.registry = registry
-        self.store = store
         self.redirect = redirect
-        self.read_only = read_only
+        self.auth = auth
+        self.chunk_max_length = chunk_max_length
         self.router = Router()
         self._declare_routes()
 
@@ -118,14 +119,17 @@ class Api:
         add("/v2/{name}/blobs/{digest}", "HEAD", self.head_blob, "read")
         add("/v2/{name}/blobs/{digest}", "DELETE", self.delete_blob, "delete")
         add("/v2/{name}/referrers/{digest}", "GET", self.referrers, "read")
+        if self.auth is not None and self.auth.tokens is not None:
+            add(TOKEN_PATH, "GET", self.auth.token_endpoint, None)
 
-    def handle(self, request: Request, caller: Caller = ANONYMOUS) -> Response:
+    def handle(self, request: Request, caller: Caller | None = None) -> Response:
         """Never raises for anything a client sends: errors become the spec's JSON bodies."""
         try:
+            if caller is None:
+                caller = self.auth.authenticate(request) if self.auth is not None else ANONYMOUS
             handler, action, context = self.router.match(request, caller)
-            if action and not caller.may(action, context.repo):
-                raise Denied(detail={"repository": context.repo, "action": action})
-            if self.read_only and action in WRITE_ACTIONS:
+            self._authorize(action, context)
+            if action in WRITE_ACTIONS and self.registry.read_only(context.repo):
                 raise ReadOnly()
             response = handler(context)
         except RegistryError as error:
@@ -136,15 +140,37 @@ class Api:
             response.body = b""
         return response
 
+    def _authorize(self, action: Action | None, context: Context) -> None:
+        """Refused before the handler runs, so no 404 tells a caller what a repository it cannot read holds."""
+        if action is None:
+            return
+        if action == "create" and context.request.method == "PUT" and "reference" in context.params:
+            action = self._tag_write(context)
+        if not context.caller.may(action, context.repo):
+            raise context.caller.refusal(action, context.repo)
+
+    def _tag_write(self, context: Context) -> Action:
+        """Moving an existing tag needs update, a new tag create; the index is asked only when the caller holds one of the two."""
+        caller, repo, reference = context.caller, context.repo, context.params["reference"]
+        if not is_tag(reference) or caller.may("create", repo) == caller.may("update", repo):
+            return "create"
+        try:
+            self.registry.head_manifest(repo, reference)
+        except RegistryError:
+            return "create"
+        return "update"
+
     # Base and listings
 
     def base(self, context: Context) -> Response:
+        if not context.caller.may_enter():
+            raise context.caller.refusal(None, "")
         return _json({})
 
     def catalog(self, context: Context) -> Response:
         limit = _page_size(context.request)
         last = context.request.arg("last")
-        names = self.registry.catalog(None if limit is None else limit + 1, last, context.caller)
+        names = self.registry.catalog(None if limit is None else limit + 1, last, context.caller.catalog_reader())
         return self._page({"repositories": names}, "repositories", limit, "/v2/_catalog")
 
     def tags(self, context: Context) -> Response:
@@ -207,16 +233,16 @@ class Api:
         location = self.registry.blob(context.repo, Digest.parse(context.params["digest"]))
         byte_range = _byte_range(context.request.headers.get("Range"), location.size)
         if self.redirect and location.size > 0:
-            url = self.store.presigned_get(location.data_key, PRESIGN_SECONDS)
+            url = self.registry.blob_url(context.repo, location, PRESIGN_SECONDS)
             return _response(307, {"Location": url, "Docker-Content-Digest": str(location.digest), "Content-Length": "0"})
         if location.size == 0:
             return _response(200, {**_blob_headers(location), "Content-Length": "0"})
         if byte_range is None:
-            body = self.store.stream(location.data_key)
+            body = self.registry.blob_bytes(context.repo, location)
             return Response(200, Headers({**API_VERSION, **_blob_headers(location), "Content-Length": str(location.size)}), body)
         first, last = byte_range
         headers = {**API_VERSION, **_blob_headers(location), "Content-Length": str(last - first + 1), "Content-Range": f"bytes {first}-{last}/{location.size}"}
-        return Response(206, Headers(headers), self.store.stream(location.data_key, first, last))
+        return Response(206, Headers(headers), self.registry.blob_bytes(context.repo, location, first, last))
 
     def delete_blob(self, context: Context) -> Response:
         self.registry.delete_blob(context.repo, Digest.parse(context.params["digest"]))
@@ -236,7 +262,7 @@ class Api:
             return self._blob_created(repo, self.registry.upload_monolithic(repo, Digest.parse(digest), request.body))
         algorithm = request.arg("digest-algorithm") or "sha256"
         session = self.registry.start_upload(repo, algorithm)
-        return self._upload_progress(session, 202, {"OCI-Chunk-Min-Length": str(CHUNK_MIN_LENGTH)})
+        return self._upload_progress(session, 202, chunk_headers(self.chunk_max_length))
 
     def _try_mount(self, context: Context, digest: Digest, source: str | None) -> BlobLocation | None:
         """Mount from `from`, or with dedupe on from any repository the caller can read."""
@@ -254,7 +280,7 @@ class Api:
         chunk = _content_range(context.request)
         start, length = chunk if chunk else (None, None)
         session = self.registry.append_upload(context.repo, context.params["session"], context.request.body, start, length)
-        return self._upload_progress(session, 202)
+        return self._upload_progress(session, 202, chunk_headers(self.chunk_max_length) if self.chunk_max_length else None)
 
     def finish_upload(self, context: Context) -> Response:
         request = context.request

@@ -35,11 +35,12 @@ def request_from_event(event: Mapping[str, Any], body: bytes) -> Request:
 
 
 def event_for(method: str, path: str, query: dict[str, list[str]] | None = None, headers: Mapping[str, str] | None = None, body: bytes = b"") -> dict[str, Any]:
-    """A REST API proxy event as API Gateway builds it for the greedy /v2/{proxy+} route."""
+    """A REST API proxy event as API Gateway builds it: /v2, the greedy /v2/{proxy+}, or a fixed route (/auth/token)."""
     query = query or {}
     headers = dict(headers or {})
     is_base = path.rstrip("/") == BASE_RESOURCE
-    resource = BASE_RESOURCE if is_base else PROXY_RESOURCE
+    is_proxy = not is_base and path.startswith(BASE_RESOURCE + "/")
+    resource = BASE_RESOURCE if is_base else PROXY_RESOURCE if is_proxy else path
     return {
         "resource": resource,
         "path": path,
@@ -48,7 +49,7 @@ def event_for(method: str, path: str, query: dict[str, list[str]] | None = None,
         "multiValueHeaders": {k: [v] for k, v in headers.items()} or None,
         "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
         "multiValueQueryStringParameters": query or None,
-        "pathParameters": None if is_base else {"proxy": path[len("/v2/") :]},
+        "pathParameters": {"proxy": path[len("/v2/") :]} if is_proxy else None,
         "stageVariables": None,
         "requestContext": {
             "resourcePath": resource,

@@ -9,7 +9,7 @@ import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
-from chalicelib.config import Config
+from chalicelib.config import Config, location_config
 
 _RETRIES = {"max_attempts": 5, "mode": "standard"}
 
@@ -60,8 +60,10 @@ def table_definitions(config: Config) -> list[dict[str, Any]]:
             "Projection": {"ProjectionType": "ALL"},
         }
     ]
+    sub_tables = [dict(blobs, TableName=location_config(config, p).storage.cacheDriver.cacheTablename) for p in config.storage.subPaths]
     return [
         blobs,
+        *sub_tables,
         table(cache.repoMetaTablename, "repo", "key"),
         table(cache.uploadsTablename, "id", None),
     ]
@@ -69,13 +71,9 @@ def table_definitions(config: Config) -> list[dict[str, Any]]:
 
 def ensure_resources(config: Config, clients: Clients) -> None:
     """Create the bucket and tables when missing (local server and tests); idempotent."""
-    bucket = config.storage.storageDriver.bucket
-    try:
-        clients.s3.head_bucket(Bucket=bucket)
-    except ClientError:
-        region = clients.s3.meta.region_name
-        extra = {"CreateBucketConfiguration": {"LocationConstraint": region}} if region and region != "us-east-1" else {}
-        clients.s3.create_bucket(Bucket=bucket, **extra)
+    buckets = {config.storage.storageDriver.bucket} | {sub.storageDriver.bucket for sub in config.storage.subPaths.values()}
+    for bucket in sorted(buckets):
+        _ensure_bucket(clients, bucket)
     existing = set(clients.dynamodb.list_tables().get("TableNames", []))
     for definition in table_definitions(config):
         if definition["TableName"] in existing:
@@ -85,3 +83,12 @@ def ensure_resources(config: Config, clients: Clients) -> None:
         if definition["TableName"] == config.storage.cacheDriver.uploadsTablename:
             ttl = {"Enabled": True, "AttributeName": "expires"}
             clients.dynamodb.update_time_to_live(TableName=definition["TableName"], TimeToLiveSpecification=ttl)
+
+
+def _ensure_bucket(clients: Clients, bucket: str) -> None:
+    try:
+        clients.s3.head_bucket(Bucket=bucket)
+    except ClientError:
+        region = clients.s3.meta.region_name
+        extra = {"CreateBucketConfiguration": {"LocationConstraint": region}} if region and region != "us-east-1" else {}
+        clients.s3.create_bucket(Bucket=bucket, **extra)

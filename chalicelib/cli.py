@@ -8,12 +8,14 @@ import sys
 
 import click
 
+from chalicelib.authn import check_auth
 from chalicelib.config import ConfigError, load_config
 
 
 def _config(path: str | None, port: int | None = None):
     try:
         config = load_config(path)
+        check_auth(config)
     except ConfigError as error:
         raise click.ClickException(str(error)) from error
     if port is not None:
@@ -31,7 +33,8 @@ def main() -> None:
 @click.option("--host", default=None, help="Address to listen on (default: http.address).")
 @click.option("--port", type=int, default=None, help="Port to listen on (default: http.port; 0 picks a free one).")
 @click.option("--emulator/--no-emulator", default=None, help="Force the embedded S3 + DynamoDB emulator on or off (default: on when no endpoint is set).")
-def serve(config_path: str | None, host: str | None, port: int | None, emulator: bool | None) -> None:
+@click.option("--lambda", "lambda_mode", is_flag=True, help="Emulate API Gateway + Lambda: requests become proxy events for app.py, within Lambda's limits.")
+def serve(config_path: str | None, host: str | None, port: int | None, emulator: bool | None, lambda_mode: bool) -> None:
     """Serve the registry over HTTP, with the embedded emulator when no AWS endpoint is configured."""
     from chalicelib.local import configure_logging, local_service, start_gc_schedule
     from chalicelib.localserver import serve as http_serve
@@ -40,7 +43,12 @@ def serve(config_path: str | None, host: str | None, port: int | None, emulator:
     configure_logging(config)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with local_service(config, emulator) as (service, endpoint):
-        server = http_serve(service.api.handle, host or config.http.address, config.http.port)
+        handler = service.api.handle
+        if lambda_mode:
+            from chalicelib.lambdamode import lambda_handler
+
+            handler = lambda_handler(config_path, config)
+        server = http_serve(handler, host or config.http.address, config.http.port)
         start_gc_schedule(service)
         address, bound_port = server.server_address[:2]
         click.echo(f"zotless: registry listening on http://{address}:{bound_port}")
@@ -61,7 +69,7 @@ def serve(config_path: str | None, host: str | None, port: int | None, emulator:
 def gc(config_path: str | None, dry_run: bool, delay: str | None) -> None:
     """Collect garbage once: retention, unused blobs, stale uploads. Prints a JSON summary."""
     from chalicelib.config import parse_duration
-    from chalicelib.gc import GarbageCollector
+    from chalicelib.gc import collect_everywhere
     from chalicelib.local import configure_logging
     from chalicelib.service import build_service
 
@@ -69,7 +77,8 @@ def gc(config_path: str | None, dry_run: bool, delay: str | None) -> None:
     if delay is not None:
         config.storage.gcDelay = parse_duration(delay)
     configure_logging(config)
-    click.echo(GarbageCollector(build_service(config)).run(dry_run=dry_run).line())
+    for report in collect_everywhere(build_service(config), dry_run=dry_run):
+        click.echo(report.line())
 
 
 @main.command()
@@ -84,11 +93,17 @@ def scrub(config_path: str | None, repair_index: bool, repositories: tuple[str, 
 
     config = _config(config_path)
     configure_logging(config)
-    scrubber = Scrubber(build_service(config))
-    for finding in scrubber.run(list(repositories) or None, repair_index):
-        click.echo(finding.line())
-    click.echo(scrubber.summary.line())
-    if scrubber.summary.problems and not repair_index:
+    problems = 0
+    for location in build_service(config).locations:
+        scrubber = Scrubber(location)
+        wanted = [r for r in repositories if location.owns(r)] if repositories else None
+        if repositories and not wanted:
+            continue
+        for finding in scrubber.run(wanted, repair_index):
+            click.echo(finding.line())
+        click.echo(scrubber.summary.line())
+        problems += scrubber.summary.problems
+    if problems and not repair_index:
         sys.exit(1)
 
 
@@ -102,10 +117,25 @@ def rebuild_index_command(config_path: str | None) -> None:
 
     config = _config(config_path)
     configure_logging(config)
-    report = rebuild_index(build_service(config))
-    click.echo(json.dumps(report.summary()))
-    if report.problems:
+    reports = [rebuild_index(location) for location in build_service(config).locations]
+    for report in reports:
+        click.echo(json.dumps(report.summary()))
+    if any(report.problems for report in reports):
         sys.exit(1)
+
+
+@main.command("init-aws")
+@click.option("--stage", default="dev", show_default=True, help="Chalice stage whose bucket and table names to use (.chalice/config.json).")
+@click.option("--region", default=None, help="AWS region (default: your AWS configuration's); the functions' region.")
+@click.option("--dry-run", is_flag=True, help="Check what exists and print what would change; change nothing.")
+def init_aws_command(stage: str, region: str | None, dry_run: bool) -> None:
+    """Create the stage's S3 bucket and DynamoDB tables, locked down and on-demand; safe to rerun."""
+    from chalicelib.provision import ProvisionError, init_aws
+
+    try:
+        init_aws(stage, region, dry_run, click.echo)
+    except ProvisionError as error:
+        raise click.ClickException(str(error)) from error
 
 
 if __name__ == "__main__":

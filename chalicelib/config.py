@@ -8,20 +8,9 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(value: str | int | float) -> float:
-    """Go-style durations ("1h", "90s", "1h30m") as zot writes them; plain numbers are seconds."""
-    if isinstance(value, (int, float)):
-        return float(value)
-    text = value.strip()
-    if not text or _DURATION.sub("", text):
-        raise ValueError(f"invalid duration {value!r}: use forms like 90s, 30m, 1h, 1h30m")
-    return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION.findall(text))
+from chalicelib.durations import parse_duration
 
 
 class _Model(BaseModel):
@@ -94,6 +83,33 @@ class Retention(_Model):
         return parse_duration(value)
 
 
+class SubPath(_Model):
+    """A storage location for the repositories under a name prefix (zot's storage.subPaths).
+
+    It has its own bucket or prefix, blob table and settings; the repository index and the upload
+    sessions are shared, so the catalog lists every location.
+    """
+
+    rootDirectory: str | None = None
+    dedupe: bool = True
+    gc: bool = True
+    gcDelay: float = Field(default=3600.0)
+    gcInterval: float = Field(default=86400.0)
+    uploadTTL: float = Field(default=86400.0)
+    readOnly: bool = False
+    retention: Retention = Field(default_factory=Retention)
+    storageDriver: StorageDriver
+    cacheTablename: str | None = None  # default: the main blob table's name with the sub-path appended
+
+    @field_validator("gcDelay", "gcInterval", "uploadTTL", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> float:
+        return parse_duration(value)
+
+
+SUBPATH = re.compile(r"^/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$")
+
+
 class Storage(_Model):
     rootDirectory: str | None = None  # zot's local path; unused with S3 but accepted so zot configs load
     dedupe: bool = True
@@ -106,17 +122,100 @@ class Storage(_Model):
     retention: Retention = Field(default_factory=Retention)
     storageDriver: StorageDriver = Field(default_factory=StorageDriver)
     cacheDriver: CacheDriver = Field(default_factory=CacheDriver)
+    subPaths: dict[str, SubPath] = Field(default_factory=dict)
 
     @field_validator("gcDelay", "gcInterval", "uploadTTL", mode="before")
     @classmethod
     def _durations(cls, value: Any) -> float:
         return parse_duration(value)
 
+    @field_validator("subPaths")
+    @classmethod
+    def _subpath_names(cls, value: dict[str, SubPath]) -> dict[str, SubPath]:
+        for prefix in value:
+            if not SUBPATH.match(prefix):
+                raise ValueError(f"sub-path {prefix!r} must be '/' followed by a repository name prefix, e.g. /infra")
+        return value
+
+
+ActionName = Literal["read", "create", "update", "delete"]
+TOKEN_KEY_VARIABLE = "ZOTLESS_TOKEN_KEY"
+MIN_TOKEN_KEY_LENGTH = 32
+
+
+class Htpasswd(_Model):
+    path: str = Field(min_length=1)  # a local file (bundled with the deployment) or s3://bucket/key
+
+
+class Bearer(_Model):
+    """Tokens the registry issues itself (Docker's token spec), HS256-signed with one key shared by every instance."""
+
+    realm: str | None = None  # absolute URL of the token endpoint; default: derived from the request's Host
+    service: str = "zotless"
+    key: SecretStr | None = None  # or ZOTLESS_TOKEN_KEY; never generated, so tokens verify on every instance
+    expiry: float = 300.0
+
+    @field_validator("expiry", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> float:
+        return parse_duration(value)
+
+    @field_validator("realm")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        """Clients fetch tokens from the realm as given, so it must be an absolute URL."""
+        if value is not None and not re.match(r"^https?://[^/\s\"]+(/[^\s\"]*)?$", value):
+            raise ValueError("realm must be an absolute http(s) URL")
+        return value
+
+    @model_validator(mode="after")
+    def _key_present(self) -> Bearer:
+        if self.key is None or len(self.key.get_secret_value()) < MIN_TOKEN_KEY_LENGTH:
+            raise ValueError(f"key: a signing key of at least {MIN_TOKEN_KEY_LENGTH} characters is required (or set {TOKEN_KEY_VARIABLE})")
+        return self
+
+
+class Auth(_Model):
+    htpasswd: Htpasswd
+    failDelay: float = 0.0
+    bearer: Bearer | None = None
+
+    @field_validator("failDelay", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> float:
+        return parse_duration(value)
+
+
+class AccessPolicy(_Model):
+    users: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+    actions: list[ActionName] = Field(default_factory=list)
+
+
+class PolicyGroup(_Model):
+    policies: list[AccessPolicy] = Field(default_factory=list)
+    defaultPolicy: list[ActionName] = Field(default_factory=list)
+    anonymousPolicy: list[ActionName] = Field(default_factory=list)
+
+
+class Group(_Model):
+    users: list[str] = Field(default_factory=list)
+
+
+class AccessControl(_Model):
+    """zot's shape: repository globs to policies, plus adminPolicy (every repository) and groups of users."""
+
+    repositories: dict[str, PolicyGroup] = Field(default_factory=dict)
+    adminPolicy: AccessPolicy = Field(default_factory=AccessPolicy)
+    groups: dict[str, Group] = Field(default_factory=dict)
+
 
 class Http(_Model):
     address: str = "127.0.0.1"
     port: int = 8000
     realm: str = "zotless"
+    auth: Auth | None = None
+    accessControl: AccessControl | None = None
 
 
 class Log(_Model):
@@ -145,6 +244,7 @@ ENV_OVERRIDES: dict[str, str] = {
     "ZOTLESS_DEDUPE": "storage.dedupe",
     "ZOTLESS_GC": "storage.gc",
     "ZOTLESS_GC_DELAY": "storage.gcDelay",
+    "ZOTLESS_GC_INTERVAL": "storage.gcInterval",
     "ZOTLESS_REDIRECT": "storage.redirect",
     "ZOTLESS_READ_ONLY": "storage.readOnly",
     "ZOTLESS_PORT": "http.port",
@@ -163,6 +263,15 @@ def _apply_overrides(raw: dict[str, Any], environ: dict[str, str]) -> None:
         node[leaf] = environ[variable]
 
 
+def _token_key(raw: dict[str, Any], environ: dict[str, str]) -> None:
+    """The signing key may come from the environment (a Lambda secret); it never turns tokens on by itself."""
+    node: Any = raw
+    for part in ("http", "auth", "bearer"):
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, dict) and environ.get(TOKEN_KEY_VARIABLE):
+        node["key"] = environ[TOKEN_KEY_VARIABLE]
+
+
 def _describe(error: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
 
@@ -178,7 +287,20 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError(f"cannot read config {path}: {exc}") from exc
     _apply_overrides(raw, environ)
+    _token_key(raw, environ)
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"invalid config {path or '(defaults)'}: {_describe(exc)}") from exc
+
+
+def location_config(config: Config, prefix: str) -> Config:
+    """The config one sub-path's location runs with: its own storage settings, the shared index tables."""
+    sub = config.storage.subPaths[prefix]
+    slug = prefix.strip("/").replace("/", "-")
+    default_cache = config.storage.cacheDriver
+    cache = default_cache.model_copy(update={"cacheTablename": sub.cacheTablename or f"{default_cache.cacheTablename}-{slug}"})
+    settings = sub.model_dump(exclude={"cacheTablename", "storageDriver", "retention"})
+    update = {**settings, "retention": sub.retention, "storageDriver": sub.storageDriver, "cacheDriver": cache, "subPaths": {}}
+    storage = config.storage.model_copy(update=update)
+    return config.model_copy(update={"storage": storage})

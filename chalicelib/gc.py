@@ -33,6 +33,7 @@ class GcReport:
     seconds: float = 0.0
     complete: bool = True
     skipped: str | None = None
+    location: str = ""
 
     def count(self, table: dict[str, int], name: str, n: int = 1) -> None:
         table[name] = table.get(name, 0) + n
@@ -47,6 +48,7 @@ class GarbageCollector:
         self.storage = service.config.storage
         self.clock = clock
         self.deadline = None if time_budget is None else time.monotonic() + time_budget
+        self.location_name = service.config.storage.storageDriver.bucket + "/" + service.config.storage.storageDriver.rootdirectory
 
     def run(self, dry_run: bool = False) -> GcReport:
         started = time.monotonic()
@@ -60,6 +62,7 @@ class GarbageCollector:
                     break
                 phase(report)
         report.seconds = round(time.monotonic() - started, 3)
+        report.location = self.location_name
         log.info(report.line())
         return report
 
@@ -70,17 +73,19 @@ class GarbageCollector:
 
     def _retention(self, report: GcReport) -> None:
         index = self.service.index
-        cursor = index.gc_cursor()
+        cursor = index.gc_cursor(self.location_name)
         for repo in index.repositories(None, cursor):
+            if not self.service.owns(repo):
+                continue
             if self._out_of_time():
                 report.complete = False
                 if not report.dry_run:
-                    index.save_gc_cursor(cursor)
+                    index.save_gc_cursor(self.location_name, cursor)
                 return
             self._retain(repo, report)
             cursor = repo
         if not report.dry_run:
-            index.save_gc_cursor(None)
+            index.save_gc_cursor(self.location_name, None)
 
     def _retain(self, repo: str, report: GcReport) -> None:
         now = self.clock()
@@ -142,6 +147,8 @@ class GarbageCollector:
         cutoff = self.clock() - self.storage.uploadTTL
         store, sessions = self.service.store, self.service.registry.sessions
         for session in sessions.expired(cutoff):
+            if not self.service.owns(session.repo):
+                continue
             report.count(report.examined, "upload_sessions")
             if not report.dry_run and sessions.delete_if_idle(session):
                 BlobWriter(store, session).discard()
@@ -156,3 +163,13 @@ class GarbageCollector:
         report.count(report.deleted, "upload_pieces", len(stale))
         if stale and not report.dry_run:
             store.delete(*[o.key for o in stale])
+
+
+def collect_everywhere(service: Service, time_budget: float | None = None, dry_run: bool = False) -> list[GcReport]:
+    """One run per storage location, each with its own settings, sharing the time budget."""
+    deadline = None if time_budget is None else time.monotonic() + time_budget
+    reports = []
+    for location in service.locations or [service]:
+        remaining = None if deadline is None else max(deadline - time.monotonic(), 0)
+        reports.append(GarbageCollector(location, time_budget=remaining).run(dry_run))
+    return reports

@@ -195,16 +195,16 @@ class RepoIndex:
     def tag_items(self, repo: str) -> list[dict[str, Any]]:
         return list(self.table.query(repo, "t#"))
 
-    def gc_cursor(self) -> str | None:
-        """Where an interrupted retention pass stopped (the last repository done)."""
-        item = self.table.get(GC_STATE, "retention")
+    def gc_cursor(self, location: str) -> str | None:
+        """Where an interrupted retention pass of a storage location stopped (the last repository done)."""
+        item = self.table.get(GC_STATE, f"retention:{location}")
         return str(item["after"]) if item and item.get("after") else None
 
-    def save_gc_cursor(self, after: str | None) -> None:
+    def save_gc_cursor(self, location: str, after: str | None) -> None:
         if after is None:
-            self.table.delete(GC_STATE, "retention")
+            self.table.delete(GC_STATE, f"retention:{location}")
         else:
-            self.table.put({"repo": GC_STATE, "key": "retention", "after": after})
+            self.table.put({"repo": GC_STATE, "key": f"retention:{location}", "after": after})
 
     def tags(self, repo: str, limit: int | None, after: str | None) -> list[str]:
         items = self.table.query(repo, "t#", after=tag_key(after) if after else None, limit=limit)

@@ -8,13 +8,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from chalicelib import logs
 from chalicelib.aws import ensure_resources, make_clients
 from chalicelib.config import Config
 from chalicelib.emulator import start_moto
 from chalicelib.service import Service, build_service
 
 ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB")
-LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "warning": logging.WARNING, "error": logging.ERROR}
 
 
 def endpoint_configured(config: Config) -> bool:
@@ -23,9 +23,8 @@ def endpoint_configured(config: Config) -> bool:
 
 
 def configure_logging(config: Config) -> None:
-    logging.basicConfig(level=LOG_LEVELS[config.log.level], format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    """JSON lines on stderr, the same shape as the deployed function's."""
+    logs.setup(config.log.level)
 
 
 @contextmanager
@@ -48,7 +47,7 @@ def local_service(config: Config, emulator: bool | None = None) -> Iterator[tupl
 
 def start_gc_schedule(service: Service) -> threading.Thread | None:
     """The local server runs GC every storage.gcInterval, as the deployed schedule does."""
-    from chalicelib.gc import GarbageCollector
+    from chalicelib.gc import collect_everywhere
 
     storage = service.config.storage
     if not storage.gc or storage.readOnly:
@@ -57,7 +56,7 @@ def start_gc_schedule(service: Service) -> threading.Thread | None:
     def loop() -> None:
         while not stopping.wait(storage.gcInterval):
             try:
-                GarbageCollector(service).run()
+                collect_everywhere(service)
             except Exception:  # a failed run must not stop the schedule; the next one retries
                 logging.getLogger("zotless.gc").exception("scheduled garbage collection failed")
 

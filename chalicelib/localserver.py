@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import BinaryIO, cast
 from urllib.parse import parse_qs
 
+from chalicelib import logs
 from chalicelib.http import Headers, Request, Response
 
 logger = logging.getLogger("zotless.localserver")
@@ -181,7 +182,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         """Silenced: the base class would print raw request lines, which may carry tokens."""
 
     def _dispatch(self) -> None:
-        started = time.monotonic()
+        started, request_id = time.monotonic(), logs.new_request_id()
         path, _, query = self.path.partition("?")
         reader = self._body_reader()
         if isinstance(reader, Response):
@@ -198,7 +199,8 @@ class RequestHandler(BaseHTTPRequestHandler):
         finally:
             _close_iterable(response.body)
             elapsed = (time.monotonic() - started) * 1000
-            logger.info("%s %s %d %.1fms %dB", self.command, path, response.status, elapsed, self._sent)
+            fields = logs.request_fields(request_id, self.command, path, response.status, started, self.client_address[0], bytes=self._sent)
+            logger.info("%s %s %d %.1fms %dB", self.command, path, response.status, elapsed, self._sent, extra={"fields": fields})
 
     do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = do_OPTIONS = _dispatch
 

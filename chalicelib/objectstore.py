@@ -97,7 +97,11 @@ class ObjectStore:
 
     def copy(self, source: str, destination: str) -> None:
         """Server-side copy: the bytes never pass through this process."""
-        self.client.copy({"Bucket": self.bucket, "Key": self._key(source)}, self.bucket, self._key(destination))
+        self.copy_from(self, source, destination)
+
+    def copy_from(self, other: ObjectStore, source: str, destination: str) -> None:
+        """Server-side copy from another location (CopyObject, or UploadPartCopy for large objects)."""
+        self.client.copy({"Bucket": other.bucket, "Key": other._key(source)}, self.bucket, self._key(destination))
 
     def list(self, prefix: str, start_after: str = "") -> Iterator[StoredObject]:
         """Every object under prefix, in key order, one page at a time."""

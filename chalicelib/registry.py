@@ -5,6 +5,8 @@ This is the registry model: it raises the spec's errors and knows nothing of HTT
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -22,7 +24,7 @@ from chalicelib.index import RepoIndex, StoredManifest
 from chalicelib.manifests import IMAGE_CONFIG_TYPES, Manifest, parse_manifest, platform_of_config
 from chalicelib.objectstore import ObjectStore
 from chalicelib.references import Digest, is_tag
-from chalicelib.uploads import BlobWriter, SessionTable, UploadSession
+from chalicelib.uploads import BlobWriter, CommittedBlob, SessionTable, UploadSession
 
 CONFIG_READ_LIMIT = 1 << 20  # configs larger than this are not read for platform facts
 
@@ -50,11 +52,27 @@ class PushedManifest:
 
 
 class Registry:
-    def __init__(self, store: ObjectStore, blobs: BlobStore, sessions: SessionTable, index: RepoIndex) -> None:
+    def __init__(self, store: ObjectStore, blobs: BlobStore, sessions: SessionTable, index: RepoIndex, read_only: bool = False) -> None:
         self.store = store
         self.blobs = blobs
         self.sessions = sessions
         self.index = index
+        self.writes_refused = read_only
+
+    def read_only(self, repo: str) -> bool:
+        return self.writes_refused
+
+    def blob_url(self, repo: str, location: BlobLocation, expires_in: int) -> str:
+        return self.store.presigned_get(location.data_key, expires_in)
+
+    def blob_bytes(self, repo: str, location: BlobLocation, first: int | None = None, last: int | None = None) -> Iterator[bytes]:
+        return self.store.stream(location.data_key, first, last)
+
+    def adopt_blob(self, repo: str, source: ObjectStore, location: BlobLocation) -> BlobLocation:
+        """A mount from another storage location: S3 copies the bytes server-side, never through this process."""
+        target = f"_data/{uuid.uuid4().hex}"
+        self.store.copy_from(source, location.data_key, target)
+        return self.blobs.add(repo, CommittedBlob(location.digest, location.size, target))
 
     # Blobs
 
@@ -226,7 +244,15 @@ class Registry:
         return self.index.tags(repo, limit, after)
 
     def catalog(self, limit: int | None, after: str | None, caller: Caller) -> list[str]:
-        return [r for r in self.index.repositories(limit, after) if caller.may_read(r)]
+        """Only repositories the caller may read, reading on past the others so a page stays full and its Link right."""
+        names: list[str] = []
+        while True:
+            batch = None if limit is None else max(limit - len(names), 100)
+            page = self.index.repositories(batch, after)
+            names += [r for r in page if caller.may_read(r)]
+            if batch is None or limit is None or len(page) < batch or len(names) >= limit:
+                return names if limit is None else names[:limit]
+            after = page[-1]
 
     def referrers(self, repo: str, subject: Digest, artifact_type: str | None) -> list[dict[str, object]]:
         found = self.index.referrers(repo, str(subject))

@@ -72,7 +72,7 @@ class Scrubber:
         """Repositories the index knows and those only S3 knows (an index that lost them)."""
         indexed = set(self.service.index.repositories(None, None))
         stored = {key.split("/_manifests/")[0][len("repositories/") :] for key in self._manifest_keys("repositories/")}
-        return sorted(indexed | stored)
+        return sorted(r for r in indexed | stored if self.service.owns(r))
 
     def _manifest_keys(self, prefix: str) -> Iterator[str]:
         return (o.key for o in self.service.store.list(prefix) if "/_manifests/revisions/" in o.key)

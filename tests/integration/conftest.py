@@ -66,10 +66,21 @@ class RunningRegistry:
     def log_lines(self) -> list[str]:
         return self.log_path.read_text(errors="replace").splitlines()
 
+    def log_entries(self, logger: str = "zotless.localserver") -> list[dict]:
+        """The server's JSON log lines from one logger (lines that are not JSON, e.g. tracebacks, are skipped)."""
+        entries = []
+        for line in self.log_lines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("logger") == logger:
+                entries.append(entry)
+        return entries
+
     def requests_logged(self, method: str, path_prefix: str) -> list[tuple[str, int]]:
         """(path, status) of every logged request with this method whose path starts with path_prefix."""
-        pattern = re.compile(rf"zotless\.localserver {re.escape(method)} ({re.escape(path_prefix)}\S*) (\d{{3}}) ")
-        return [(m.group(1), int(m.group(2))) for line in self.log_lines() if (m := pattern.search(line))]
+        return [(e["path"], e["status"]) for e in self.log_entries() if e.get("method") == method and str(e.get("path", "")).startswith(path_prefix)]
 
     # Raw-HTTP helpers shared by the tests
 
@@ -109,8 +120,8 @@ class RunningRegistry:
         return response
 
 
-def _start(tmp: Path, config: dict | None) -> RunningRegistry:
-    command = [*zotless_command(), "serve", "--port", "0"]
+def _start(tmp: Path, config: dict | None, *options: str) -> RunningRegistry:
+    command = [*zotless_command(), "serve", "--port", "0", *options]
     if config is not None:
         config_path = tmp / "config.json"
         config_path.write_text(json.dumps(config))
@@ -163,8 +174,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.stdout.close()
 
 
-def _registry(tmp_path_factory: pytest.TempPathFactory, name: str, config: dict | None) -> Iterator[RunningRegistry]:
-    registry = _start(tmp_path_factory.mktemp(name), config)
+def _registry(tmp_path_factory: pytest.TempPathFactory, name: str, config: dict | None, *options: str) -> Iterator[RunningRegistry]:
+    registry = _start(tmp_path_factory.mktemp(name), config, *options)
     try:
         yield registry
     finally:
@@ -183,6 +194,28 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegist
 def plain_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
     """A second server with dedupe off and redirect off: blobs stream through the registry, mounts copy."""
     yield from _registry(tmp_path_factory, "plain-registry", {"storage": {"dedupe": False, "redirect": False}})
+
+
+@pytest.fixture(scope="session")
+def lambda_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    """`zotless serve --lambda`: every request goes through app.py as an API Gateway proxy event, within Lambda's limits."""
+    yield from _registry(tmp_path_factory, "lambda-registry", None, "--lambda")
+
+
+@pytest.fixture(scope="session")
+def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    """examples/htpasswd users, accessControl and registry-issued tokens (Bearer challenges): test_auth.py."""
+    from tests.integration.authconfig import auth_server_config
+
+    yield from _registry(tmp_path_factory, "token-registry", auth_server_config(bearer=True))
+
+
+@pytest.fixture(scope="session")
+def basic_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    """The same users and accessControl with Basic challenges only (no tokens)."""
+    from tests.integration.authconfig import auth_server_config
+
+    yield from _registry(tmp_path_factory, "basic-registry", auth_server_config(bearer=False))
 
 
 @pytest.fixture

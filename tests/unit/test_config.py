@@ -72,3 +72,58 @@ def test_bad_durations(text):
 def test_root_directory_cannot_escape(tmp_path: Path):
     with pytest.raises(ConfigError, match="rootdirectory"):
         load_config(None, environ={"ZOTLESS_ROOTDIRECTORY": "/a/../../b"})
+
+
+def test_auth_example_has_users_tokens_and_access_control(monkeypatch: pytest.MonkeyPatch):
+    from chalicelib.authn import build_auth
+
+    monkeypatch.chdir(EXAMPLES[0].parents[1])  # the example names examples/htpasswd relative to the repository
+    config = load_config(EXAMPLES[0].with_name("config-auth.json"), environ={})
+    assert config.http.auth.htpasswd.path == "examples/htpasswd" and config.http.auth.failDelay == 1
+    assert config.http.auth.bearer.expiry == 300 and "example-only" not in repr(config)  # the key is a SecretStr
+    auth = build_auth(config)
+    assert set(auth.passwords.users()) == {"admin", "alice", "bob"}
+    assert auth.policy.allows("alice", "create", "team/app") and not auth.policy.allows("bob", "read", "private/x")
+    assert auth.policy.allows(None, "read", "team/app") and not auth.policy.allows(None, "create", "team/app")
+
+
+def _auth_config(tmp_path: Path, auth: dict, **http: object) -> Path:
+    path = tmp_path / "auth.json"
+    path.write_text(json.dumps({"http": {"auth": auth, **http}}))
+    return path
+
+
+def test_token_key_from_the_environment(tmp_path: Path):
+    path = _auth_config(tmp_path, {"htpasswd": {"path": "x"}, "bearer": {}})
+    with pytest.raises(ConfigError, match=r"http\.auth\.bearer.*ZOTLESS_TOKEN_KEY"):
+        load_config(path, environ={})
+    config = load_config(path, environ={"ZOTLESS_TOKEN_KEY": "e" * 32})
+    assert config.http.auth.bearer.key.get_secret_value() == "e" * 32
+    assert "e" * 32 not in repr(config) and "e" * 32 not in config.model_dump_json()
+    with pytest.raises(ConfigError, match="at least 32"):
+        load_config(_auth_config(tmp_path, {"htpasswd": {"path": "x"}, "bearer": {"key": "short"}}), environ={})
+    assert load_config(None, environ={"ZOTLESS_TOKEN_KEY": "e" * 32}).http.auth is None  # never turns auth on
+
+
+def test_auth_config_errors_name_the_field(tmp_path: Path):
+    key = {"key": "k" * 32}
+    cases = [
+        ({"htpasswd": {"path": "x"}, "bearer": key | {"realm": "/relative"}}, {}, "http.auth.bearer.realm"),
+        ({"failDelay": "1s"}, {}, "http.auth.htpasswd"),
+        ({"htpasswd": {"path": "x"}, "failDelay": "soon"}, {}, "http.auth.failDelay"),
+        ({"htpasswd": {"path": "x"}, "ldap": {}}, {}, "http.auth.ldap"),
+        ({"htpasswd": {"path": "x"}}, {"accessControl": {"repositories": {"**": {"defaultPolicy": ["pull"]}}}}, "defaultPolicy"),
+    ]
+    for auth, http, field in cases:
+        with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+            load_config(_auth_config(tmp_path, auth, **http), environ={})
+
+
+def test_check_auth_fails_early(tmp_path: Path):
+    from chalicelib.authn import check_auth
+
+    with pytest.raises(ConfigError, match="cannot read"):
+        check_auth(load_config(_auth_config(tmp_path, {"htpasswd": {"path": str(tmp_path / "absent")}}), environ={}))
+    bad_glob = {"accessControl": {"repositories": {"team/[z-a]": {"defaultPolicy": ["read"]}}}}
+    with pytest.raises(ConfigError, match="bad glob"):
+        check_auth(load_config(_auth_config(tmp_path, {"htpasswd": {"path": str(EXAMPLES[0].with_name("htpasswd"))}}, **bad_glob), environ={}))

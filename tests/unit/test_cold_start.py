@@ -1,0 +1,53 @@
+"""Lambda cold start: importing app.py leaves the core and boto3 for the first request, and bundles can carry bytecode."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tools.bytecode import add_bytecode
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ("boto3", "botocore", "chalicelib.service", "chalicelib.api", "chalicelib.registry", "jwt", "bcrypt")
+
+
+def modules_after_import(**env: str) -> set[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_LAMBDA_", "ZOTLESS_"))} | env
+    code = "import json, sys, app; print(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True, check=True, timeout=60)
+    return set(json.loads(done.stdout))
+
+
+def test_import_app_leaves_the_core_for_the_first_request() -> None:
+    loaded = modules_after_import()
+    assert "chalice" in loaded
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+@pytest.mark.parametrize("kind", ["provisioned-concurrency", "snap-start"])
+def test_init_ahead_of_traffic_loads_the_core_during_import(kind: str) -> None:
+    assert "chalicelib.service" in modules_after_import(AWS_LAMBDA_INITIALIZATION_TYPE=kind)
+
+
+def test_bytecode_is_added_and_used_without_the_source_timestamps(tmp_path: Path) -> None:
+    archive = tmp_path / "deployment.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("pkg/__init__.py", "")
+        zipped.writestr("pkg/mod.py", "VALUE = 'compiled'\n")
+        zipped.writestr("data.txt", "not python")
+    assert add_bytecode(archive) == 2
+    tag = sys.implementation.cache_tag
+    with zipfile.ZipFile(archive) as zipped:
+        names = set(zipped.namelist())
+        zipped.extractall(tmp_path / "task")
+    assert {"pkg/mod.py", "data.txt", f"pkg/__pycache__/mod.{tag}.pyc", f"pkg/__pycache__/__init__.{tag}.pyc"} <= names
+    (tmp_path / "task" / "pkg" / "mod.py").write_text("VALUE = 'source'\n")  # unchecked-hash: the .pyc wins
+    code = "import pkg.mod; print(pkg.mod.VALUE)"
+    done = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path / "task", capture_output=True, text=True, check=True, timeout=60)
+    assert done.stdout.strip() == "compiled"
