@@ -91,3 +91,4 @@ def garbage_collect(event: Any) -> None:
 
     remaining = event.context.get_remaining_time_in_millis() / 1000 if event.context else 900
     collect_everywhere(service(), time_budget=max(remaining - GC_SAFETY_SECONDS, 1))
+

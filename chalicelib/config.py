@@ -222,11 +222,28 @@ class Log(_Model):
     level: Literal["debug", "info", "warn", "warning", "error"] = "info"
 
 
+class Scrub(_Model):
+    """zot's extensions.scrub: re-read and verify stored content on a schedule."""
+
+    enable: bool = False
+    interval: float = 86400.0
+
+    @field_validator("interval", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> float:
+        return parse_duration(value)
+
+
+class Extensions(_Model):
+    scrub: Scrub = Field(default_factory=Scrub)
+
+
 class Config(_Model):
     distSpecVersion: str = "1.1.0"
     storage: Storage = Field(default_factory=Storage)
     http: Http = Field(default_factory=Http)
     log: Log = Field(default_factory=Log)
+    extensions: Extensions = Field(default_factory=Extensions)
 
 
 class ConfigError(Exception):
@@ -245,6 +262,8 @@ ENV_OVERRIDES: dict[str, str] = {
     "ZOTLESS_GC": "storage.gc",
     "ZOTLESS_GC_DELAY": "storage.gcDelay",
     "ZOTLESS_GC_INTERVAL": "storage.gcInterval",
+    "ZOTLESS_SCRUB": "extensions.scrub.enable",
+    "ZOTLESS_SCRUB_INTERVAL": "extensions.scrub.interval",
     "ZOTLESS_REDIRECT": "storage.redirect",
     "ZOTLESS_READ_ONLY": "storage.readOnly",
     "ZOTLESS_PORT": "http.port",

@@ -1,4 +1,4 @@
-"""Go-style durations, and the GC interval read without pydantic: app.py needs it at import (cold start)."""
+"""Go-style durations, and schedule intervals read without pydantic: app.py needs them at import (cold start)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-DEFAULT_GC_INTERVAL = 86400.0
+DEFAULT_INTERVAL = 86400.0
 
 
 def parse_duration(value: str | int | float) -> float:
@@ -23,11 +23,19 @@ def parse_duration(value: str | int | float) -> float:
     return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION.findall(text))
 
 
-def gc_interval_seconds(environ: Mapping[str, str] | None = None) -> float:
-    """storage.gcInterval as load_config would give it: ZOTLESS_GC_INTERVAL, else the config file, else 24h."""
+def interval_seconds(variable: str, section: str, field: str, environ: Mapping[str, str] | None = None) -> float:
+    """A schedule's interval as load_config would give it: the variable, else the config file, else 24h."""
     environ = os.environ if environ is None else environ
-    if "ZOTLESS_GC_INTERVAL" in environ:
-        return parse_duration(environ["ZOTLESS_GC_INTERVAL"])
+    if variable in environ:
+        return parse_duration(environ[variable])
     path = environ.get("ZOTLESS_CONFIG")
-    raw = json.loads(Path(path).read_text()).get("storage", {}).get("gcInterval") if path else None
-    return DEFAULT_GC_INTERVAL if raw is None else parse_duration(raw)
+    node = json.loads(Path(path).read_text()) if path else {}
+    for part in section.split("."):
+        node = node.get(part, {}) if isinstance(node, dict) else {}
+    raw = node.get(field) if isinstance(node, dict) else None
+    return DEFAULT_INTERVAL if raw is None else parse_duration(raw)
+
+
+def gc_interval_seconds(environ: Mapping[str, str] | None = None) -> float:
+    return interval_seconds("ZOTLESS_GC_INTERVAL", "storage", "gcInterval", environ)
+

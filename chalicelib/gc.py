@@ -73,19 +73,19 @@ class GarbageCollector:
 
     def _retention(self, report: GcReport) -> None:
         index = self.service.index
-        cursor = index.gc_cursor(self.location_name)
+        cursor = index.cursor(f"retention:{self.location_name}")
         for repo in index.repositories(None, cursor):
             if not self.service.owns(repo):
                 continue
             if self._out_of_time():
                 report.complete = False
                 if not report.dry_run:
-                    index.save_gc_cursor(self.location_name, cursor)
+                    index.save_cursor(f"retention:{self.location_name}", cursor)
                 return
             self._retain(repo, report)
             cursor = repo
         if not report.dry_run:
-            index.save_gc_cursor(self.location_name, None)
+            index.save_cursor(f"retention:{self.location_name}", None)
 
     def _retain(self, repo: str, report: GcReport) -> None:
         now = self.clock()

@@ -195,16 +195,16 @@ class RepoIndex:
     def tag_items(self, repo: str) -> list[dict[str, Any]]:
         return list(self.table.query(repo, "t#"))
 
-    def gc_cursor(self, location: str) -> str | None:
-        """Where an interrupted retention pass of a storage location stopped (the last repository done)."""
-        item = self.table.get(GC_STATE, f"retention:{location}")
+    def cursor(self, name: str) -> str | None:
+        """Where an interrupted walk over repositories (retention, scheduled scrub) stopped: the last one done."""
+        item = self.table.get(GC_STATE, name)
         return str(item["after"]) if item and item.get("after") else None
 
-    def save_gc_cursor(self, location: str, after: str | None) -> None:
+    def save_cursor(self, name: str, after: str | None) -> None:
         if after is None:
-            self.table.delete(GC_STATE, f"retention:{location}")
+            self.table.delete(GC_STATE, name)
         else:
-            self.table.put({"repo": GC_STATE, "key": f"retention:{location}", "after": after})
+            self.table.put({"repo": GC_STATE, "key": name, "after": after})
 
     def tags(self, repo: str, limit: int | None, after: str | None) -> list[str]:
         items = self.table.query(repo, "t#", after=tag_key(after) if after else None, limit=limit)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from chalicelib import logs
@@ -45,22 +45,26 @@ def local_service(config: Config, emulator: bool | None = None) -> Iterator[tupl
         yield build_service(config, clients), moto.endpoint
 
 
-def start_gc_schedule(service: Service) -> threading.Thread | None:
-    """The local server runs GC every storage.gcInterval, as the deployed schedule does."""
+def start_gc_schedule(service: Service) -> list[threading.Thread]:
+    """The local server runs GC (and scrub, when enabled) on their intervals, as the deployed schedules do."""
     from chalicelib.gc import collect_everywhere
+    from chalicelib.scrub import scrub_everywhere
 
-    storage = service.config.storage
-    if not storage.gc or storage.readOnly:
-        return None
+    storage, scrub = service.config.storage, service.config.extensions.scrub
+    jobs = [("gc", storage.gcInterval, collect_everywhere)] if storage.gc and not storage.readOnly else []
+    jobs += [("scrub", scrub.interval, scrub_everywhere)] if scrub.enable else []
+    return [_every(name, interval, lambda job=job: job(service)) for name, interval, job in jobs]
 
+
+def _every(name: str, interval: float, job: Callable[[], object]) -> threading.Thread:
     def loop() -> None:
-        while not stopping.wait(storage.gcInterval):
+        while not stopping.wait(interval):
             try:
-                collect_everywhere(service)
+                job()
             except Exception:  # a failed run must not stop the schedule; the next one retries
-                logging.getLogger("zotless.gc").exception("scheduled garbage collection failed")
+                logging.getLogger(f"zotless.{name}").exception("scheduled %s failed", name)
 
     stopping = threading.Event()
-    thread = threading.Thread(target=loop, name="gc-schedule", daemon=True)
+    thread = threading.Thread(target=loop, name=f"{name}-schedule", daemon=True)
     thread.start()
     return thread

@@ -8,6 +8,7 @@ affects, and where the index and S3 disagree. It changes nothing unless asked to
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -19,6 +20,8 @@ from chalicelib.rebuild import rebuild_index
 from chalicelib.references import Digest, ResumableHash
 from chalicelib.registry import manifest_object_key, tag_object_key
 from chalicelib.service import Service
+
+log = logging.getLogger("zotless.scrub")
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class ScrubSummary:
     bytes_read: int = 0
     problems: int = 0
     repaired: bool = False
+    complete: bool = True
     seconds: float = 0.0
 
     def line(self) -> str:
@@ -49,19 +53,33 @@ class ScrubSummary:
 
 
 class Scrubber:
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: Service, time_budget: float | None = None) -> None:
         self.service = service
         self.summary = ScrubSummary()
         self._verified: dict[str, str | None] = {}  # data key -> problem (None: fine), so shared bytes are read once
+        self.deadline = None if time_budget is None else time.monotonic() + time_budget
+        storage = service.config.storage.storageDriver
+        self.cursor_name = f"scrub:{storage.bucket}/{storage.rootdirectory}"
 
-    def run(self, repositories: list[str] | None = None, repair_index: bool = False) -> Iterator[Finding]:
+    def run(self, repositories: list[str] | None = None, repair_index: bool = False, resume: bool = False) -> Iterator[Finding]:
+        """With resume (the schedule), start after where the last run stopped and stop at the time budget."""
         started = time.monotonic()
         names = repositories or self._all_repositories()
+        after = self.service.index.cursor(self.cursor_name) if resume else None
         for repo in names:
+            if after is not None and repo <= after:
+                continue
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                self.summary.complete = False
+                break
             self.summary.repositories += 1
             for finding in self._scrub_repository(repo):
                 self.summary.problems += 1
                 yield finding
+            if resume:
+                self.service.index.save_cursor(self.cursor_name, repo)
+        if resume and self.summary.complete:
+            self.service.index.save_cursor(self.cursor_name, None)
         if repair_index and self.summary.problems:
             rebuild_index(self.service)
             self._drop_index_only(names)
@@ -164,3 +182,17 @@ class Scrubber:
 def _digest_of_key(key: str) -> str:
     algorithm, hexpart = key.rsplit("/", 2)[-2:]
     return f"{algorithm}:{hexpart}"
+
+
+def scrub_everywhere(service: Service, time_budget: float | None = None) -> list[ScrubSummary]:
+    """The scheduled scrub: every location, resuming where the last run stopped, findings logged."""
+    deadline = None if time_budget is None else time.monotonic() + time_budget
+    summaries = []
+    for location in service.locations or [service]:
+        remaining = None if deadline is None else max(deadline - time.monotonic(), 0)
+        scrubber = Scrubber(location, remaining)
+        for finding in scrubber.run(resume=True):
+            log.warning(finding.line())
+        log.info(scrubber.summary.line())
+        summaries.append(scrubber.summary)
+    return summaries

@@ -196,7 +196,7 @@ def test_an_interrupted_run_continues_where_it_stopped(client, service):
     assert not stopped.complete
     finished = GarbageCollector(service, clock=later(25)).run()
     assert finished.complete and finished.deleted["manifests"] == 3
-    assert service.index.gc_cursor(GarbageCollector(service).location_name) is None
+    assert service.index.cursor(f"retention:{GarbageCollector(service).location_name}") is None
 
 
 @pytest.fixture

@@ -72,3 +72,19 @@ def test_scrub_command_exits_non_zero_on_problems(client, service, tmp_path):
     broken = CliRunner().invoke(main, ["scrub", "--config", str(path), "team/app"])
     assert broken.exit_code == 1
     assert json.loads(broken.output.strip().splitlines()[0])["problem"] == "not-indexed"
+
+
+def test_the_scheduled_scrub_resumes_where_it_stopped(client, service, caplog):
+    from chalicelib.scrub import Scrubber, scrub_everywhere
+
+    for n in range(3):
+        client.push_image(f"team/r{n}", "1", [f"layer {n}".encode()])
+    service.index.table.delete("team/r2", "t#1")
+    stopped = Scrubber(service, time_budget=0)
+    assert list(stopped.run(resume=True)) == [] and not stopped.summary.complete
+    service.index.save_cursor(stopped.cursor_name, "team/r1")  # as a run cut off after team/r1 leaves it
+    with caplog.at_level("WARNING", logger="zotless.scrub"):
+        summaries = scrub_everywhere(service)
+    assert summaries[0].repositories == 1, "only team/r2 was left"
+    assert summaries[0].problems == 1 and "not-indexed" in caplog.text
+    assert service.index.cursor(stopped.cursor_name) is None, "a finished run starts from the beginning next time"
