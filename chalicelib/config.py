@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from chalicelib.durations import parse_duration
+from chalicelib.references import NAME_PATTERN
 
 
 class _Model(BaseModel):
@@ -83,34 +84,9 @@ class Retention(_Model):
         return parse_duration(value)
 
 
-class SubPath(_Model):
-    """A storage location for the repositories under a name prefix (zot's storage.subPaths).
+class LocationSettings(_Model):
+    """What every storage location decides for itself: the default one and each sub-path."""
 
-    It has its own bucket or prefix, blob table and settings; the repository index and the upload
-    sessions are shared, so the catalog lists every location.
-    """
-
-    rootDirectory: str | None = None
-    dedupe: bool = True
-    gc: bool = True
-    gcDelay: float = Field(default=3600.0)
-    gcInterval: float = Field(default=86400.0)
-    uploadTTL: float = Field(default=86400.0)
-    readOnly: bool = False
-    retention: Retention = Field(default_factory=Retention)
-    storageDriver: StorageDriver
-    cacheTablename: str | None = None  # default: the main blob table's name with the sub-path appended
-
-    @field_validator("gcDelay", "gcInterval", "uploadTTL", mode="before")
-    @classmethod
-    def _durations(cls, value: Any) -> float:
-        return parse_duration(value)
-
-
-SUBPATH = re.compile(r"^/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$")
-
-
-class Storage(_Model):
     rootDirectory: str | None = None  # zot's local path; unused with S3 but accepted so zot configs load
     dedupe: bool = True
     gc: bool = True
@@ -118,16 +94,33 @@ class Storage(_Model):
     gcInterval: float = Field(default=86400.0)
     uploadTTL: float = Field(default=86400.0)
     readOnly: bool = False
-    redirect: bool = True
     retention: Retention = Field(default_factory=Retention)
-    storageDriver: StorageDriver = Field(default_factory=StorageDriver)
-    cacheDriver: CacheDriver = Field(default_factory=CacheDriver)
-    subPaths: dict[str, SubPath] = Field(default_factory=dict)
 
     @field_validator("gcDelay", "gcInterval", "uploadTTL", mode="before")
     @classmethod
     def _durations(cls, value: Any) -> float:
         return parse_duration(value)
+
+
+class SubPath(LocationSettings):
+    """A storage location for the repositories under a name prefix (zot's storage.subPaths).
+
+    It has its own bucket or prefix, blob table and settings; the repository index and the upload
+    sessions are shared, so the catalog lists every location.
+    """
+
+    storageDriver: StorageDriver
+    cacheTablename: str | None = None  # default: the main blob table's name with the sub-path appended
+
+
+SUBPATH = re.compile(rf"^/{NAME_PATTERN}$")
+
+
+class Storage(LocationSettings):
+    redirect: bool = True
+    storageDriver: StorageDriver = Field(default_factory=StorageDriver)
+    cacheDriver: CacheDriver = Field(default_factory=CacheDriver)
+    subPaths: dict[str, SubPath] = Field(default_factory=dict)
 
     @field_validator("subPaths")
     @classmethod

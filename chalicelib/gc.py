@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from chalicelib.references import Digest
 from chalicelib.retention import ManifestFacts, TagFacts, decide
@@ -21,6 +22,7 @@ from chalicelib.service import Service
 from chalicelib.uploads import BlobWriter
 
 log = logging.getLogger("zotless.gc")
+Item = dict[str, Any]
 CASCADE_PASSES = 4  # an index removed frees its children for the next pass
 
 
@@ -113,32 +115,29 @@ class GarbageCollector:
     # Blobs
 
     def _links(self, report: GcReport) -> None:
+        """Repositories' links no manifest uses, orphaned before gcDelay ago."""
         cutoff = int(self.clock() - self.storage.gcDelay)
-        for item in self.service.blobs.orphan_candidates("l", cutoff):
-            if self._out_of_time():
-                report.complete = False
-                return
-            report.count(report.examined, "blob_links")
-            if report.dry_run:
-                report.count(report.deleted, "blob_links", int(item.get("uses", 0)) <= 0)
-                continue
-            freed = self.service.blobs.collect_link(item, cutoff)
-            if freed is not None:
-                report.count(report.deleted, "blob_links")
-                report.bytes_freed += freed
+        candidates = self.service.blobs.orphan_candidates("l", cutoff)
+        self._collect(report, "blob_links", "uses", candidates, lambda item: self.service.blobs.collect_link(item, cutoff))
 
     def _shared(self, report: GcReport) -> None:
-        for item in self.service.blobs.orphan_candidates("s", int(self.clock()) + 1):
+        """Shared objects no repository holds any more (their last link already waited gcDelay)."""
+        candidates = self.service.blobs.orphan_candidates("s", int(self.clock()) + 1)
+        self._collect(report, "blobs", "refs", candidates, self.service.blobs.collect_shared)
+
+    def _collect(self, report: GcReport, name: str, counter: str, candidates: Iterable[Item], collect: Callable[[Item], int | None]) -> None:
+        """Collect candidates one by one; a dry run counts those whose use count says they would go."""
+        for item in candidates:
             if self._out_of_time():
                 report.complete = False
                 return
-            report.count(report.examined, "blobs")
+            report.count(report.examined, name)
             if report.dry_run:
-                report.count(report.deleted, "blobs", int(item.get("refs", 0)) <= 0)
+                report.count(report.deleted, name, int(item.get(counter, 0)) <= 0)
                 continue
-            freed = self.service.blobs.collect_shared(item)
+            freed = collect(item)
             if freed is not None:
-                report.count(report.deleted, "blobs")
+                report.count(report.deleted, name)
                 report.bytes_freed += freed
 
     # Uploads
