@@ -207,11 +207,10 @@ class BlobStore:
         if marked is None:
             self.table.update((digest, SHARED), "REMOVE orphan", {":zero": 0}, "refs > :zero")
             return None
-        parsed = Digest.parse(digest)
-        raw = self.store.get(pointer_key(parsed, None))
-        if raw is not None and json.loads(raw).get("data") == marked["data"]:
-            self.store.delete(pointer_key(parsed, None))
-        self.store.delete(str(marked["data"]))
+        pointer = pointer_key(Digest.parse(digest), None)
+        raw = self.store.get(pointer)
+        stale_pointer = raw is not None and json.loads(raw).get("data") == marked["data"]
+        self.store.delete(*([pointer] if stale_pointer else []), str(marked["data"]))
         self.table.delete(digest, SHARED, condition="attribute_exists(gc_deleting)")
         return int(marked["size"])
 

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from chalicelib.references import Digest
-from chalicelib.retention import ManifestFacts, TagFacts, decide
+from chalicelib.retention import ManifestFacts, TagFacts, decide, policy_for
 from chalicelib.service import Service
 from chalicelib.uploads import BlobWriter
 
@@ -90,6 +90,9 @@ class GarbageCollector:
             index.save_cursor(f"retention:{self.location_name}", None)
 
     def _retain(self, repo: str, report: GcReport) -> None:
+        """Apply the repository's policy; a repository no policy covers costs no read at all."""
+        if policy_for(repo, self.storage.retention) is None:
+            return
         now = self.clock()
         for _ in range(CASCADE_PASSES):
             manifests, tags = self._facts(repo)
