@@ -78,6 +78,18 @@ def registry() -> Response:
     return serve()
 
 
+@app.route("/", methods=["GET"])
+def stage_base() -> Response:
+    """The bare execute-api URL: its stage is "v2", so a client's /v2/ arrives as the stage's root."""
+    return serve()
+
+
+@app.route("/{proxy+}", methods=ALL_METHODS, content_types=["*/*"])
+def stage_registry() -> Response:
+    """/v2/<name>/... on the bare execute-api URL (stage "v2"); the event adapter puts /v2 back."""
+    return serve()
+
+
 @app.route("/auth/token", methods=["GET"])
 def token() -> Response:
     """Docker's token endpoint (the Bearer challenge's realm), when http.auth.bearer is configured."""

@@ -16,6 +16,9 @@ from chalicelib.http import Headers, Request
 
 PROXY_RESOURCE = "/v2/{proxy+}"
 BASE_RESOURCE = "/v2"
+# The deployment's API Gateway stage is named "v2", so on the bare execute-api URL a client's
+# "/v2/<name>/..." arrives as stage "v2" plus "/<name>/...": these routes put "/v2" back.
+STAGE_ROOT_RESOURCES = {"/", "/{proxy+}"}
 
 
 def request_from_event(event: Mapping[str, Any], body: bytes) -> Request:
@@ -27,6 +30,8 @@ def request_from_event(event: Mapping[str, Any], body: bytes) -> Request:
         if key not in headers:
             headers[key] = value
     path = str(event.get("path") or "/")
+    if event.get("resource") in STAGE_ROOT_RESOURCES:
+        path = BASE_RESOURCE + path
     if path == BASE_RESOURCE:
         path = "/v2/"
     query = {k: list(v) for k, v in (event.get("multiValueQueryStringParameters") or {}).items()}

@@ -87,3 +87,27 @@ def test_errors_keep_the_spec_body(lambda_app):
     unknown = invoke(lambda_app, "GET", "/v2/nobody/manifests/latest")
     assert unknown["statusCode"] == 404
     assert json.loads(response_body(unknown))["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+
+
+def stage_root_event(method: str, client_path: str, query=None, headers=None, body: bytes = b"") -> dict:
+    """What API Gateway sends for the bare execute-api URL, whose stage is named v2: the stage is cut off the path."""
+    event = event_for(method, client_path, query, headers, body)
+    inner = client_path[len("/v2") :] or "/"
+    resource = "/" if inner == "/" else "/{proxy+}"
+    event.update(resource=resource, path=inner, pathParameters=None if inner == "/" else {"proxy": inner.lstrip("/")})
+    event["requestContext"].update(resourcePath=resource, path=client_path, stage="v2")
+    return event
+
+
+def test_the_bare_execute_api_url_works_as_a_registry_host(lambda_app):
+    base = lambda_app(stage_root_event("GET", "/v2/"), None)
+    assert base["statusCode"] == 200 and header(base, "Docker-Distribution-API-Version") == "registry/2.0"
+    blob = b"through the stage root"
+    event = stage_root_event("POST", "/v2/team/app/blobs/uploads/", {"digest": [sha256(blob)]}, {"Content-Type": "application/octet-stream"}, blob)
+    pushed = lambda_app(event, None)
+    assert pushed["statusCode"] == 201, response_body(pushed)
+    assert header(pushed, "Location") == f"/v2/team/app/blobs/{sha256(blob)}"
+    head = lambda_app(stage_root_event("HEAD", f"/v2/team/app/blobs/{sha256(blob)}"), None)
+    assert head["statusCode"] == 200
+    missing = lambda_app(stage_root_event("GET", "/v2/team/app/tags/list"), None)
+    assert json.loads(response_body(missing))["errors"][0]["code"] == "NAME_UNKNOWN"
