@@ -111,8 +111,9 @@ class GarbageCollector:
 
     def _facts(self, repo: str) -> tuple[list[ManifestFacts], list[TagFacts]]:
         index = self.service.index
-        manifests = [ManifestFacts(str(i["key"])[2:], int(i["pushed"]), int(i.get("uses", 0)), i.get("subject")) for i in index.manifests_of(repo)]
-        tags = [TagFacts(str(i["key"])[2:], str(i["digest"]), int(i["pushed"])) for i in index.tag_items(repo)]
+        manifest_items, tag_items = index.repository_items(repo)
+        manifests = [ManifestFacts(str(i["key"])[2:], int(i["pushed"]), int(i.get("uses", 0)), i.get("subject")) for i in manifest_items]
+        tags = [TagFacts(str(i["key"])[2:], str(i["digest"]), int(i["pushed"])) for i in tag_items]
         return manifests, tags
 
     # Blobs

@@ -166,11 +166,11 @@ class RepoIndex:
         """Tags pointing to a digest: a walk over the repository's tags."""
         return [str(i["key"])[2:] for i in self.table.query(repo, "t#") if i.get("digest") == digest]
 
-    def delete_manifest(self, repo: str, digest: str, tags: list[str], only_unused: bool = False) -> bool:
-        """Drop a manifest with the tags that point to it; False when it was not there (or, for GC, is in use)."""
-        stored = self.table.get(repo, manifest_key(digest))
-        if stored is None:
-            return False
+    def delete_manifest(self, repo: str, digest: str, tags: list[str], subject: str | None, only_unused: bool = False) -> bool:
+        """Drop a manifest (read by the caller, who passes its subject) with the tags that point to it.
+
+        False when it was not there (or, for GC, is in use).
+        """
         keys = [tag_key(t) for t in tags]
         for start in range(0, len(keys), TRANSACTION_LIMIT):
             self.table.transact([self.table.op_delete((repo, key), "digest = :d", {":d": digest}) for key in keys[start : start + TRANSACTION_LIMIT]])
@@ -181,19 +181,20 @@ class RepoIndex:
             self.table.op_delete((repo, manifest_key(digest)), condition, values),
             self.table.op_update((CATALOG, repo), "ADD manifests :minus", {":minus": -1}),
         ]
-        if stored.get("subject"):
-            operations.append(self.table.op_delete((repo, referrer_key(str(stored["subject"]), digest))))
+        if subject:
+            operations.append(self.table.op_delete((repo, referrer_key(subject, digest))))
         if self.table.transact(operations) is not None:
             return False
         self.table.delete(CATALOG, repo, condition="manifests <= :zero", values={":zero": 0})
         return True
 
-    def manifests_of(self, repo: str) -> list[dict[str, Any]]:
-        """Every manifest item of a repository (for retention), without inline bodies' weight mattering."""
-        return list(self.table.query(repo, "m#"))
-
-    def tag_items(self, repo: str) -> list[dict[str, Any]]:
-        return list(self.table.query(repo, "t#"))
+    def repository_items(self, repo: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """A repository's manifest and tag items, from one walk over its partition (retention, scrub)."""
+        manifests, tags = [], []
+        for item in self.table.query(repo):
+            key = str(item["key"])
+            (manifests if key.startswith("m#") else tags if key.startswith("t#") else []).append(item)
+        return manifests, tags
 
     def cursor(self, name: str) -> str | None:
         """Where an interrupted walk over repositories (retention, scheduled scrub) stopped: the last one done."""

@@ -195,7 +195,7 @@ class Registry:
         body = stored.body if stored.body is not None else self.store.get(manifest_object_key(repo, str(digest)))
         tags = self.index.tags_of(repo, str(digest))
         self.store.delete(*[tag_object_key(repo, t) for t in tags])
-        if not self.index.delete_manifest(repo, str(digest), tags, only_unused):
+        if not self.index.delete_manifest(repo, str(digest), tags, stored.subject, only_unused):
             return False
         self.store.delete(manifest_object_key(repo, str(digest)))
         if body is not None:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 from chalicelib.errors import RegistryError
-from chalicelib.index import manifest_key, tag_key
+from chalicelib.index import tag_key
 from chalicelib.manifests import Manifest, parse_manifest
 from chalicelib.rebuild import rebuild_index
 from chalicelib.references import Digest, ResumableHash
@@ -97,9 +97,10 @@ class Scrubber:
 
     def _scrub_repository(self, repo: str) -> Iterator[Finding]:
         index = self.service.index
-        indexed = {str(i["key"])[2:] for i in index.manifests_of(repo)}
+        manifest_items, tag_items = index.repository_items(repo)
+        indexed = {str(i["key"])[2:] for i in manifest_items}
         stored = {_digest_of_key(k) for k in self._manifest_keys(f"repositories/{repo}/_manifests/revisions/")}
-        tags = {str(i["key"])[2:]: str(i["digest"]) for i in index.tag_items(repo)}
+        tags = {str(i["key"])[2:]: str(i["digest"]) for i in tag_items}
         for digest in sorted(indexed - stored):
             yield Finding("manifest", "missing", repo, digest, self._affected(repo, digest, tags), "indexed but not in S3")
         for digest in sorted(stored - indexed):
@@ -167,17 +168,16 @@ class Scrubber:
 
     def _drop_index_only(self, repositories: list[str]) -> None:
         """Index entries S3 no longer backs are removed: S3 is the source of truth."""
-        store, table = self.service.store, self.service.index.table
+        store, index = self.service.store, self.service.index
         for repo in repositories:
-            for item in self.service.index.tag_items(repo):
+            manifest_items, tag_items = index.repository_items(repo)
+            for item in tag_items:
                 if store.get(tag_object_key(repo, str(item["key"])[2:])) is None:
-                    table.delete(repo, tag_key(str(item["key"])[2:]))
-            for item in self.service.index.manifests_of(repo):
+                    index.table.delete(repo, tag_key(str(item["key"])[2:]))
+            for item in manifest_items:
                 digest = str(item["key"])[2:]
                 if store.size(manifest_object_key(repo, digest)) is None:
-                    self.service.index.delete_manifest(repo, digest, self.service.index.tags_of(repo, digest))
-                    table.delete(repo, manifest_key(digest))
-
+                    index.delete_manifest(repo, digest, index.tags_of(repo, digest), item.get("subject"))
 
 def _digest_of_key(key: str) -> str:
     algorithm, hexpart = key.rsplit("/", 2)[-2:]
