@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from chalice import Chalice, Rate, Response
 
-from chalicelib import logs
-from chalicelib.apigateway import request_from_event
-from chalicelib.durations import gc_interval_seconds
-from chalicelib.limits import CHUNK_MAX_LENGTH
+from chalicelib.adapters import logs
+from chalicelib.adapters.apigateway import request_from_event
+from chalicelib.api.limits import CHUNK_MAX_LENGTH
+from chalicelib.config.durations import gc_interval_seconds
 
 if TYPE_CHECKING:
-    from chalicelib.service import Service
+    from chalicelib.api.service import Service
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 GC_SAFETY_SECONDS = 30  # stop before Lambda's limit; the next run continues from the cursor
@@ -50,8 +50,8 @@ def service() -> Service:
 
     Behind API Gateway a request carries at most ~4.5 MiB, so upload responses advertise the chunk limit.
     """
-    from chalicelib.config import load_config
-    from chalicelib.service import build_service
+    from chalicelib.api.service import build_service
+    from chalicelib.config.schema import load_config
 
     config = load_config()
     logs.setup_lambda(config.log.level)
@@ -59,7 +59,7 @@ def service() -> Service:
 
 
 if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") in ("provisioned-concurrency", "snap-start"):
-    import chalicelib.service  # noqa: F401  INIT runs ahead of traffic there: load the core now, not on a request
+    import chalicelib.api.service  # noqa: F401  INIT runs ahead of traffic there: load the core now, not on a request
 
 
 def serve() -> Response:
@@ -99,7 +99,7 @@ def token() -> Response:
 @app.schedule(Rate(max(1, int(gc_interval_seconds() // 60)), unit=Rate.MINUTES), name="garbage_collect")
 def garbage_collect(event: Any) -> None:
     """storage.gcInterval decides the rate when the app is packaged; each run logs a JSON summary."""
-    from chalicelib.gc import collect_everywhere
+    from chalicelib.lifecycle.gc import collect_everywhere
 
     remaining = event.context.get_remaining_time_in_millis() / 1000 if event.context else 900
     collect_everywhere(service(), time_budget=max(remaining - GC_SAFETY_SECONDS, 1))

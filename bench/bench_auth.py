@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT))
 for variable, value in (("AWS_ACCESS_KEY_ID", "bench"), ("AWS_SECRET_ACCESS_KEY", "bench"), ("AWS_DEFAULT_REGION", "us-east-1")):
     os.environ.setdefault(variable, value)
 
-from chalicelib.access import ANONYMOUS  # noqa: E402
-from chalicelib.config import Config  # noqa: E402
-from chalicelib.http import Headers, Request  # noqa: E402
+from chalicelib.config.schema import Config  # noqa: E402
+from chalicelib.model.access import ANONYMOUS  # noqa: E402
+from chalicelib.spec.http import Headers, Request  # noqa: E402
 
 REPO, TAG = "public/app", "1.0"
 HTPASSWD = ROOT / "examples" / "htpasswd"  # bcrypt cost 10, as `htpasswd -nbB -C 10` makes
@@ -182,9 +182,9 @@ def main() -> None:
 
     from moto import mock_aws
 
-    from chalicelib.aws import ensure_resources, make_clients
-    from chalicelib.localserver import start_in_thread
-    from chalicelib.service import build_service
+    from chalicelib.adapters.localserver import start_in_thread
+    from chalicelib.api.service import build_service
+    from chalicelib.storage.aws import ensure_resources, make_clients
 
     open_config, auth_config = configs()
     with mock_aws():

@@ -41,7 +41,7 @@ import json, time
 t0 = time.perf_counter()
 import app
 t1 = time.perf_counter()
-from chalicelib.apigateway import event_for
+from chalicelib.adapters.apigateway import event_for
 first = app.app(event_for("GET", "/v2/"), None)
 t2 = time.perf_counter()
 second = app.app(event_for("GET", "/v2/bench/cold/tags/list"), None)
@@ -117,9 +117,9 @@ def measure(setups: list[Setup], runs: int, with_first_response: bool) -> dict[s
             record(setup, "interpreter_ms", wall_ms(setup, "pass", env))
             record(setup, "import_app_ms", wall_ms(setup, "import app", env))
     if with_first_response:
-        from chalicelib.aws import ensure_resources, make_clients
-        from chalicelib.config import load_config
-        from chalicelib.emulator import start_moto
+        from chalicelib.adapters.emulator import start_moto
+        from chalicelib.config.schema import load_config
+        from chalicelib.storage.aws import ensure_resources, make_clients
 
         with start_moto() as moto:
             aws_env = {"AWS_ENDPOINT_URL": moto.endpoint, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}

@@ -28,10 +28,10 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 from moto import mock_aws
 
 from bench.moto_transactions import install as install_fast_transactions
-from chalicelib.aws import ensure_resources, make_clients
-from chalicelib.config import Config, Retention
-from chalicelib.gc import GarbageCollector
-from chalicelib.service import Service, build_service
+from chalicelib.api.service import Service, build_service
+from chalicelib.config.schema import Config, Retention
+from chalicelib.lifecycle.gc import GarbageCollector
+from chalicelib.storage.aws import ensure_resources, make_clients
 from tests.conftest import Client
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -301,7 +301,7 @@ def start_server(workdir: Path) -> ServerProcess:
 def zotless_command() -> list[str]:
     """The venv's `zotless` script next to this interpreter, else the CLI module (either way the pid is the server's)."""
     script = Path(sys.executable).with_name("zotless")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "chalicelib.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "chalicelib.cli.commands"]
 
 
 def child_pids(pid: int) -> list[int]:
@@ -680,11 +680,11 @@ def pull_one_blob(conn: http.client.HTTPConnection, recorder: CallRecorder, repo
 
 def bench_calls(layer_size: int) -> dict[str, Any]:
     """Build the service in this process on its own emulator, count botocore calls per registry request."""
-    from chalicelib.aws import ensure_resources, make_clients
-    from chalicelib.config import Config
-    from chalicelib.emulator import start_moto
-    from chalicelib.localserver import start_in_thread
-    from chalicelib.service import build_service
+    from chalicelib.adapters.emulator import start_moto
+    from chalicelib.adapters.localserver import start_in_thread
+    from chalicelib.api.service import build_service
+    from chalicelib.config.schema import Config
+    from chalicelib.storage.aws import ensure_resources, make_clients
 
     with start_moto() as moto:
         driver = {"bucket": "zotless-calls", "regionendpoint": moto.endpoint, "region": CREDENTIALS["region_name"]}

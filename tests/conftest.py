@@ -16,8 +16,8 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
-from chalicelib.config import Config
-from chalicelib.http import Headers, Request, Response
+from chalicelib.config.schema import Config
+from chalicelib.spec.http import Headers, Request, Response
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -86,8 +86,8 @@ def aws() -> Iterator[None]:
 
 @pytest.fixture
 def service(aws: None, config: Config):
-    from chalicelib.aws import ensure_resources, make_clients
-    from chalicelib.service import build_service
+    from chalicelib.api.service import build_service
+    from chalicelib.storage.aws import ensure_resources, make_clients
 
     clients = make_clients(config)
     ensure_resources(config, clients)

@@ -43,7 +43,7 @@ def zotless_command() -> list[str]:
     script = Path(sys.executable).with_name("zotless")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-m", "chalicelib.cli"]
+    return [sys.executable, "-m", "chalicelib.cli.commands"]
 
 
 @dataclass

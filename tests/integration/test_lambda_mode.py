@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 from oras.client import OrasClient
 
-from chalicelib.limits import CHUNK_MAX_LENGTH, CHUNK_MIN_LENGTH, MAX_LAMBDA_BODY
+from chalicelib.api.limits import CHUNK_MAX_LENGTH, CHUNK_MIN_LENGTH, MAX_LAMBDA_BODY
 from tests.integration.conftest import OCI_MANIFEST, MiB, RunningRegistry, _registry, run_skopeo, sha256
 from tests.integration.images import make_layout
 from tests.integration.test_skopeo import layout_blobs, layout_manifest, push_layout

@@ -19,10 +19,10 @@ import boto3
 import pytest
 import yaml
 
-from chalicelib.aws import make_clients
-from chalicelib.config import Config, load_config
-from chalicelib.emulator import MotoEmulator, start_moto
-from chalicelib.provision import Provisioner
+from chalicelib.adapters.emulator import MotoEmulator, start_moto
+from chalicelib.config.schema import Config, load_config
+from chalicelib.deploy.provision import Provisioner
+from chalicelib.storage.aws import make_clients
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "localstack" / "docker-compose.yml"

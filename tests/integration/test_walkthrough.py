@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.emulator import free_port
+from chalicelib.adapters.emulator import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 WALKTHROUGH = ROOT / "examples" / "walkthrough.md"
@@ -43,7 +43,7 @@ def steps(text: str) -> list[Step]:
 
 
 def _has_gc_command() -> bool:
-    from chalicelib.cli import main
+    from chalicelib.cli.commands import main
 
     return "gc" in main.commands  # type: ignore[attr-defined]
 

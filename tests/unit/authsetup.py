@@ -10,9 +10,9 @@ from urllib.request import parse_http_list
 
 import bcrypt
 
-from chalicelib.access import ANONYMOUS
-from chalicelib.config import Config
-from chalicelib.http import Response
+from chalicelib.config.schema import Config
+from chalicelib.model.access import ANONYMOUS
+from chalicelib.spec.http import Response
 from tests.conftest import Client, make_request
 
 KEY = "unit-test-signing-key-0123456789abcdef"
@@ -97,8 +97,8 @@ class Setup(Client):
 
 def service_for(config: Config) -> object:
     """A service on the moto mock that is already active (the `aws` fixture)."""
-    from chalicelib.aws import ensure_resources, make_clients
-    from chalicelib.service import build_service
+    from chalicelib.api.service import build_service
+    from chalicelib.storage.aws import ensure_resources, make_clients
 
     clients = make_clients(config)
     ensure_resources(config, clients)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.config import Config
+from chalicelib.config.schema import Config
 from tests.conftest import error_code, sha256
 from tests.unit.authsetup import As, Setup, auth_config, basic, bearer, body, challenge, service_for, token_for
 

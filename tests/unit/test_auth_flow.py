@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 import jwt
 import pytest
 
-from chalicelib.apigateway import event_for, response_body
-from chalicelib.config import Config
+from chalicelib.adapters.apigateway import event_for, response_body
+from chalicelib.config.schema import Config
 from tests.conftest import error_code, make_request
 from tests.unit.authsetup import KEY, USERS, As, Setup, auth_config, basic, bearer, body, challenge, service_for, token_for
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.config import AccessControl
-from chalicelib.policy import ALL_ACTIONS, Policy, glob_regex
+from chalicelib.auth.policy import ALL_ACTIONS, Policy, glob_regex
+from chalicelib.config.schema import AccessControl
 
 
 @pytest.mark.parametrize(

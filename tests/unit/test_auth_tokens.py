@@ -12,10 +12,10 @@ import bcrypt
 import jwt
 import pytest
 
-from chalicelib import htpasswd
-from chalicelib.config import ConfigError
-from chalicelib.htpasswd import Passwords, parse_htpasswd
-from chalicelib.tokens import Grants, InvalidToken, Scope, TokenIssuer, grant, parse_scopes
+from chalicelib.auth import htpasswd
+from chalicelib.auth.htpasswd import Passwords, parse_htpasswd
+from chalicelib.auth.tokens import Grants, InvalidToken, Scope, TokenIssuer, grant, parse_scopes
+from chalicelib.config.schema import ConfigError
 
 KEY = "k" * 40
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import requests
 
-from chalicelib.aws import ensure_resources, make_clients
-from chalicelib.config import Config
-from chalicelib.references import Digest
-from chalicelib.service import build_service
-from chalicelib.uploads import CommittedBlob
+from chalicelib.api.service import build_service
+from chalicelib.config.schema import Config
+from chalicelib.spec.references import Digest
+from chalicelib.storage.aws import ensure_resources, make_clients
+from chalicelib.storage.uploads import CommittedBlob
 from tests.conftest import Client, error_code, sha256
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from chalicelib.apigateway import event_for, response_body
+from chalicelib.adapters.apigateway import event_for, response_body
 from tests.conftest import OCI_MANIFEST, sha256
 
 

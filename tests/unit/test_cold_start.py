@@ -14,7 +14,7 @@ import pytest
 from tools.bytecode import add_bytecode
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("boto3", "botocore", "chalicelib.service", "chalicelib.api", "chalicelib.registry", "jwt", "bcrypt")
+HEAVY = ("boto3", "botocore", "chalicelib.api.service", "chalicelib.api.endpoints", "chalicelib.model.registry", "jwt", "bcrypt")
 
 
 def modules_after_import(**env: str) -> set[str]:
@@ -32,7 +32,7 @@ def test_import_app_leaves_the_core_for_the_first_request() -> None:
 
 @pytest.mark.parametrize("kind", ["provisioned-concurrency", "snap-start"])
 def test_init_ahead_of_traffic_loads_the_core_during_import(kind: str) -> None:
-    assert "chalicelib.service" in modules_after_import(AWS_LAMBDA_INITIALIZATION_TYPE=kind)
+    assert "chalicelib.api.service" in modules_after_import(AWS_LAMBDA_INITIALIZATION_TYPE=kind)
 
 
 def test_bytecode_is_added_and_used_without_the_source_timestamps(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.config import ConfigError, load_config, parse_duration
+from chalicelib.config.schema import ConfigError, load_config, parse_duration
 
 EXAMPLES = sorted(Path(__file__).resolve().parents[2].joinpath("examples").glob("*.json"))
 
@@ -75,7 +75,7 @@ def test_root_directory_cannot_escape(tmp_path: Path):
 
 
 def test_auth_example_has_users_tokens_and_access_control(monkeypatch: pytest.MonkeyPatch):
-    from chalicelib.authn import build_auth
+    from chalicelib.auth.authn import build_auth
 
     monkeypatch.chdir(EXAMPLES[0].parents[1])  # the example names examples/htpasswd relative to the repository
     config = load_config(EXAMPLES[0].with_name("config-auth.json"), environ={})
@@ -120,7 +120,7 @@ def test_auth_config_errors_name_the_field(tmp_path: Path):
 
 
 def test_check_auth_fails_early(tmp_path: Path):
-    from chalicelib.authn import check_auth
+    from chalicelib.auth.authn import check_auth
 
     with pytest.raises(ConfigError, match="cannot read"):
         check_auth(load_config(_auth_config(tmp_path, {"htpasswd": {"path": str(tmp_path / "absent")}}), environ={}))

@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib.aws import make_clients
-from chalicelib.deployfiles import policy_file, rendered_files
-from chalicelib.provision import API_FUNCTION, GC_FUNCTION, PROJECT, function_names, stage_config, stage_environment, stage_names
-from chalicelib.service import Service, build_service
+from chalicelib.api.service import Service, build_service
+from chalicelib.deploy.provision import API_FUNCTION, GC_FUNCTION, PROJECT, function_names, stage_config, stage_environment, stage_names
+from chalicelib.deploy.templates import policy_file, rendered_files
+from chalicelib.storage.aws import make_clients
 from tests.conftest import LAYER, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, Client, sha256
 from tests.unit import iam_model
 from tests.unit.iam_model import Need
@@ -59,7 +59,7 @@ class Recorder:
 
 
 def _service(config, recorder: Recorder, **storage: Any) -> Service:
-    from chalicelib.aws import ensure_resources
+    from chalicelib.storage.aws import ensure_resources
 
     config = config.model_copy(deep=True)
     for key, value in storage.items():
@@ -144,7 +144,7 @@ def exercise_api(client: Client) -> None:
 def exercise_gc(service: Service) -> bool:
     """One collection far in the future, so every deleted blob, link and abandoned upload is eligible."""
     try:
-        from chalicelib.gc import GarbageCollector
+        from chalicelib.lifecycle.gc import GarbageCollector
     except ImportError:
         return False
     report = GarbageCollector(service, clock=lambda: time.time() + 30 * 86400).run()
@@ -156,7 +156,7 @@ def exercise_gc(service: Service) -> bool:
 def recorded(request: pytest.FixtureRequest) -> Iterator[tuple[str, Recorder, bool]]:
     from moto import mock_aws
 
-    from chalicelib.rebuild import rebuild_index
+    from chalicelib.lifecycle.rebuild import rebuild_index
 
     stage = request.param
     recorder = Recorder()
@@ -196,7 +196,7 @@ def test_the_api_policy_allows_every_call_the_api_makes(recorded):
 def test_the_gc_policy_allows_every_call_gc_makes(recorded):
     stage, recorder, gc_ran = recorded
     if not gc_ran:
-        pytest.skip("chalicelib.gc is not there yet: no GC calls to check")
+        pytest.skip("chalicelib.lifecycle.gc is not there yet: no GC calls to check")
     needs = recorder.needs(GC_FUNCTION)
     assert {"ListMultipartUploads", "Scan", "Query"} <= {n.operation for n in needs}
     denied = iam_model.denied(_policy(stage, GC_FUNCTION), needs)
@@ -219,7 +219,7 @@ def test_api_calls_on_gc_only_resources_are_refused(recorded):
     """The API role cannot scan sessions or query the orphan index: those belong to the GC role alone."""
     stage, recorder, gc_ran = recorded
     if not gc_ran:
-        pytest.skip("chalicelib.gc is not there yet")
+        pytest.skip("chalicelib.lifecycle.gc is not there yet")
     gc_only = [n for n in recorder.needs(GC_FUNCTION) if n.operation in {"Scan", "ListMultipartUploads"} or "/index/" in n.resource]
     assert gc_only and all(not iam_model.allowed(_policy(stage, API_FUNCTION), n.action, n.resource) for n in gc_only)
 
@@ -243,7 +243,7 @@ def _lambda_modules() -> list[Path]:
 
 
 # Code the Lambda imports but never runs in Lambda: creating tables for local runs (init-aws does it in AWS).
-NOT_RUN_IN_LAMBDA = {("chalicelib/aws.py", "ensure_resources"), ("chalicelib/aws.py", "_ensure_bucket")}
+NOT_RUN_IN_LAMBDA = {("chalicelib/storage/aws.py", "ensure_resources"), ("chalicelib/storage/aws.py", "_ensure_bucket")}
 
 
 def _static_operations() -> dict[tuple[str, str], set[str]]:
@@ -299,7 +299,7 @@ def test_every_call_in_the_lambda_code_is_mapped_and_granted():
 
 def test_the_generated_files_are_up_to_date():
     stale = [str(path.relative_to(PROJECT)) for path, text in rendered_files().items() if not path.exists() or path.read_text() != text]
-    assert not stale, f"run `python -m chalicelib.deployfiles` to update {stale}"
+    assert not stale, f"run `python -m chalicelib.deploy.templates` to update {stale}"
 
 
 @pytest.mark.parametrize("stage", stage_names())

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib.deployfiles import policy_file, template_file
-from chalicelib.limits import TOO_LARGE_BODY
-from chalicelib.provision import API_FUNCTION, GC_FUNCTION, PROJECT, chalice_config, function_names, stage_environment, stage_names
+from chalicelib.api.limits import TOO_LARGE_BODY
+from chalicelib.deploy.provision import API_FUNCTION, GC_FUNCTION, PROJECT, chalice_config, function_names, stage_environment, stage_names
+from chalicelib.deploy.templates import policy_file, template_file
 
 TIMEOUT = 120
 NO_SCHEDULE = "app.py has no @app.schedule named garbage_collect yet: the GC function's checks are skipped"

@@ -11,11 +11,11 @@ import time
 import pytest
 from moto.core.botocore_stubber import BotocoreStubber
 
-from chalicelib.aws import ensure_resources, make_clients
-from chalicelib.config import Config
-from chalicelib.gc import GarbageCollector
-from chalicelib.references import Digest
-from chalicelib.service import build_service
+from chalicelib.api.service import build_service
+from chalicelib.config.schema import Config
+from chalicelib.lifecycle.gc import GarbageCollector
+from chalicelib.spec.references import Digest
+from chalicelib.storage.aws import ensure_resources, make_clients
 from tests.conftest import LAYER, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, Client, sha256
 
 HOUR = 3600
@@ -291,7 +291,7 @@ def test_read_only_refuses_every_write_and_serves_reads(aws, config):
 def test_gc_command_prints_a_json_summary(client, service, tmp_path):
     from click.testing import CliRunner
 
-    from chalicelib.cli import main
+    from chalicelib.cli.commands import main
 
     client.push_blob("team/app", b"orphan")
     time.sleep(1.1)  # orphan times are whole seconds: be strictly older than "now minus 0s"

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from chalicelib import logs
-from chalicelib.config import Config
-from chalicelib.http import Headers, Request
-from chalicelib.lambdamode import LambdaInvoker, lambda_handler, load_app, proxy_event, response_from_result
-from chalicelib.limits import CHUNK_MAX_LENGTH, LAMBDA_RESPONSE_LIMIT, MAX_LAMBDA_BODY, TOO_LARGE_BODY
+from chalicelib.adapters import logs
+from chalicelib.adapters.lambdamode import LambdaInvoker, lambda_handler, load_app, proxy_event, response_from_result
+from chalicelib.api.limits import CHUNK_MAX_LENGTH, LAMBDA_RESPONSE_LIMIT, MAX_LAMBDA_BODY, TOO_LARGE_BODY
+from chalicelib.config.schema import Config
+from chalicelib.spec.http import Headers, Request
 from tests.conftest import OCI_MANIFEST, sha256
 
 
@@ -105,8 +105,8 @@ def test_bodiless_request_gets_no_content_length() -> None:
 @pytest.fixture
 def lambda_app(aws: None, config: Config, monkeypatch: pytest.MonkeyPatch):
     """app.py's handler over the core on moto, built as app.service() builds it (with the chunk limit)."""
-    from chalicelib.aws import ensure_resources, make_clients
-    from chalicelib.service import build_service
+    from chalicelib.api.service import build_service
+    from chalicelib.storage.aws import ensure_resources, make_clients
 
     app_module = load_app()
     clients = make_clients(config)

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from chalicelib.apigateway import event_for
-from chalicelib.limits import (
+from chalicelib.adapters.apigateway import event_for
+from chalicelib.api.limits import (
     CHUNK_MAX_LENGTH,
     CHUNK_MIN_LENGTH,
     EVENT_ENVELOPE_ALLOWANCE,
@@ -69,8 +69,8 @@ def test_chunk_headers() -> None:
 @pytest.fixture
 def lambda_client(aws: None, config) -> Client:
     """The core as app.py builds it: behind Lambda, so it knows the chunk limit."""
-    from chalicelib.aws import ensure_resources, make_clients
-    from chalicelib.service import build_service
+    from chalicelib.api.service import build_service
+    from chalicelib.storage.aws import ensure_resources, make_clients
 
     clients = make_clients(config)
     ensure_resources(config, clients)

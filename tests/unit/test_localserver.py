@@ -14,9 +14,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from chalicelib.emulator import start_moto
-from chalicelib.http import Headers, Request, Response
-from chalicelib.localserver import start_in_thread
+from chalicelib.adapters.emulator import start_moto
+from chalicelib.adapters.localserver import start_in_thread
+from chalicelib.spec.http import Headers, Request, Response
 
 MiB = 1024 * 1024
 

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from chalicelib import logs
-from chalicelib.apigateway import event_for
-from chalicelib.http import Headers, Request, Response
-from chalicelib.localserver import start_in_thread
+from chalicelib.adapters import logs
+from chalicelib.adapters.apigateway import event_for
+from chalicelib.adapters.localserver import start_in_thread
+from chalicelib.spec.http import Headers, Request, Response
 
 SECRET = "s3cr3t-token"
 FIELDS = {"requestId", "method", "route", "path", "status", "latencyMs", "repository", "sourceIp"}

@@ -10,10 +10,10 @@ import pytest
 from botocore.stub import Stubber
 from click.testing import CliRunner
 
-from chalicelib.aws import Clients, make_clients, table_definitions
-from chalicelib.cli import main
-from chalicelib.config import Config
-from chalicelib.provision import LIFECYCLE_RULE_ID, PUBLIC_ACCESS_BLOCK, TTL_ATTRIBUTE, Provisioner, ProvisionError, stage_config, stage_names
+from chalicelib.cli.commands import main
+from chalicelib.config.schema import Config
+from chalicelib.deploy.provision import LIFECYCLE_RULE_ID, PUBLIC_ACCESS_BLOCK, TTL_ATTRIBUTE, Provisioner, ProvisionError, stage_config, stage_names
+from chalicelib.storage.aws import Clients, make_clients, table_definitions
 
 REGION = "eu-west-1"  # not us-east-1: create_bucket needs a LocationConstraint there
 
@@ -140,7 +140,7 @@ def test_cli_unknown_stage(aws: None):
 @pytest.mark.parametrize("stage", stage_names())
 def test_the_cloudformation_template_describes_what_init_aws_creates(aws: None, stage: str):
     """deploy/resources-<stage>.json and init-aws, compared on the resources init-aws actually made."""
-    from chalicelib.deployfiles import template_file
+    from chalicelib.deploy.templates import template_file
 
     config = stage_config(stage, region=REGION)
     clients = make_clients(config)

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from chalicelib.aws import ensure_resources, make_clients, table_definitions
-from chalicelib.config import Config
-from chalicelib.rebuild import rebuild_index
-from chalicelib.service import build_service
+from chalicelib.api.service import build_service
+from chalicelib.config.schema import Config
+from chalicelib.lifecycle.rebuild import rebuild_index
+from chalicelib.storage.aws import ensure_resources, make_clients, table_definitions
 from tests.conftest import OCI_MANIFEST, Client, sha256
 
 

@@ -6,10 +6,10 @@ import json
 
 from click.testing import CliRunner
 
-from chalicelib.cli import main
-from chalicelib.references import Digest
-from chalicelib.registry import manifest_object_key
-from chalicelib.scrub import Scrubber
+from chalicelib.cli.commands import main
+from chalicelib.lifecycle.scrub import Scrubber
+from chalicelib.model.registry import manifest_object_key
+from chalicelib.spec.references import Digest
 from tests.conftest import sha256
 
 
@@ -75,7 +75,7 @@ def test_scrub_command_exits_non_zero_on_problems(client, service, tmp_path):
 
 
 def test_the_scheduled_scrub_resumes_where_it_stopped(client, service, caplog):
-    from chalicelib.scrub import Scrubber, scrub_everywhere
+    from chalicelib.lifecycle.scrub import Scrubber, scrub_everywhere
 
     for n in range(3):
         client.push_image(f"team/r{n}", "1", [f"layer {n}".encode()])

@@ -9,10 +9,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from chalicelib.aws import ensure_resources, make_clients
-from chalicelib.config import load_config
-from chalicelib.gc import GarbageCollector, collect_everywhere
-from chalicelib.service import build_service
+from chalicelib.api.service import build_service
+from chalicelib.config.schema import load_config
+from chalicelib.lifecycle.gc import GarbageCollector, collect_everywhere
+from chalicelib.storage.aws import ensure_resources, make_clients
 from tests.conftest import Client, sha256
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "config-multiple.json"

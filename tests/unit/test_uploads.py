@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from chalicelib.errors import RangeInvalid
+from chalicelib.spec.errors import RangeInvalid
 from tests.conftest import error_code, sha256
 
 MiB = 1 << 20

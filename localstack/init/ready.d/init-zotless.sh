@@ -10,7 +10,7 @@ BLOB_TABLE="${ZOTLESS_BLOB_TABLE:-ZotlessBlobTable}"
 META_TABLE="${ZOTLESS_META_TABLE:-ZotlessRepoMetaTable}"
 UPLOADS_TABLE="${ZOTLESS_UPLOADS_TABLE:-ZotlessUploadsTable}"
 REGION="${AWS_DEFAULT_REGION:-us-east-1}"
-ABORT_DAYS=7  # chalicelib.provision.abort_incomplete_days for the default 24h upload TTL
+ABORT_DAYS=7  # chalicelib.deploy.provision.abort_incomplete_days for the default 24h upload TTL
 
 # awslocal inside the LocalStack container; the plain AWS CLI at an explicit endpoint elsewhere.
 awscli() {

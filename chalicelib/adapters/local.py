@@ -1,0 +1,70 @@
+"""Running the registry on one machine: the emulator when no endpoint is configured, then the service."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from chalicelib.adapters import logs
+from chalicelib.adapters.emulator import start_moto
+from chalicelib.api.service import Service, build_service
+from chalicelib.config.schema import Config
+from chalicelib.storage.aws import ensure_resources, make_clients
+
+ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB")
+
+
+def endpoint_configured(config: Config) -> bool:
+    storage = config.storage
+    return bool(storage.storageDriver.regionendpoint or storage.cacheDriver.endpoint or any(os.environ.get(v) for v in ENDPOINT_VARIABLES))
+
+
+def configure_logging(config: Config) -> None:
+    """JSON lines on stderr, the same shape as the deployed function's."""
+    logs.setup(config.log.level)
+
+
+@contextmanager
+def local_service(config: Config, emulator: bool | None = None) -> Iterator[tuple[Service, str | None]]:
+    """The service, plus the emulator's endpoint when one was started (None = use what is configured)."""
+    start = not endpoint_configured(config) if emulator is None else emulator
+    if not start:
+        clients = make_clients(config)
+        ensure_resources(config, clients)
+        yield build_service(config, clients), None
+        return
+    with start_moto() as moto:
+        os.environ["AWS_ENDPOINT_URL"] = moto.endpoint
+        for variable, value in (("AWS_ACCESS_KEY_ID", "zotless"), ("AWS_SECRET_ACCESS_KEY", "zotless"), ("AWS_DEFAULT_REGION", "us-east-1")):
+            os.environ.setdefault(variable, value)
+        clients = make_clients(config)
+        ensure_resources(config, clients)
+        yield build_service(config, clients), moto.endpoint
+
+
+def start_gc_schedule(service: Service) -> list[threading.Thread]:
+    """The local server runs GC (and scrub, when enabled) on their intervals, as the deployed schedules do."""
+    from chalicelib.lifecycle.gc import collect_everywhere
+    from chalicelib.lifecycle.scrub import scrub_everywhere
+
+    storage, scrub = service.config.storage, service.config.extensions.scrub
+    jobs = [("gc", storage.gcInterval, collect_everywhere)] if storage.gc and not storage.readOnly else []
+    jobs += [("scrub", scrub.interval, scrub_everywhere)] if scrub.enable else []
+    return [_every(name, interval, lambda job=job: job(service)) for name, interval, job in jobs]
+
+
+def _every(name: str, interval: float, job: Callable[[], object]) -> threading.Thread:
+    def loop() -> None:
+        while not stopping.wait(interval):
+            try:
+                job()
+            except Exception:  # a failed run must not stop the schedule; the next one retries
+                logging.getLogger(f"zotless.{name}").exception("scheduled %s failed", name)
+
+    stopping = threading.Event()
+    thread = threading.Thread(target=loop, name=f"{name}-schedule", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,152 @@
+"""Authentication: the Authorization header to a caller, the challenge to answer with, and the token endpoint.
+
+Passwords, tokens and Authorization headers are never logged; a failed login is logged with the
+user name and source address, and costs the client `http.auth.failDelay`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from chalicelib.auth.callers import Challenge, PolicyCaller, TokenCaller
+from chalicelib.auth.htpasswd import Passwords
+from chalicelib.auth.policy import Policy
+from chalicelib.auth.tokens import InvalidToken, TokenIssuer, grant, parse_scopes
+from chalicelib.config.schema import Config, ConfigError, Http
+from chalicelib.model.access import Caller
+from chalicelib.spec.errors import RegistryError
+from chalicelib.spec.http import Headers, Request, Response
+
+log = logging.getLogger("zotless.auth")
+
+TOKEN_PATH = "/auth/token"
+_HOST = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$")
+
+
+def _basic_credentials(value: str) -> tuple[str, str] | None:
+    """(user, password) from a Basic value, or None when it is not base64 of user:password."""
+    try:
+        decoded = base64.b64decode(value, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else None
+
+
+class Authenticator:
+    """Turns each request into a caller: anonymous, a Basic user, or a bearer token's holder."""
+
+    def __init__(
+        self, http: Http, policy: Policy, passwords: Passwords | None, tokens: TokenIssuer | None, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self.http = http
+        self.policy = policy
+        self.passwords = passwords
+        self.tokens = tokens
+        self.fail_delay = http.auth.failDelay if http.auth else 0.0
+        self._sleep = sleep
+
+    def authenticate(self, request: Request) -> Caller:
+        """Raises 401 for bad credentials; no credentials at all is an anonymous caller."""
+        if self.passwords is None:  # accessControl without logins: everyone is anonymous, refusals are final
+            return PolicyCaller(None, self.policy)
+        challenge = self.challenge(request)
+        header = (request.headers.get("Authorization") or "").strip()
+        if not header:
+            return PolicyCaller(None, self.policy, challenge)
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "basic":
+            return self._basic(value.strip(), request, challenge)
+        if scheme.lower() == "bearer" and self.tokens is not None:
+            return self._bearer(value.strip(), request, challenge)
+        raise challenge.unauthorized(message="unsupported authorization scheme")
+
+    def _basic(self, value: str, request: Request, challenge: Challenge) -> Caller:
+        assert self.passwords is not None
+        credentials = _basic_credentials(value)
+        if credentials is None:
+            raise self._failed(request, "", challenge)
+        user, password = credentials
+        if not user and not password:  # containers/image sends ":" when it has no credentials
+            return PolicyCaller(None, self.policy, challenge)
+        if not self.passwords.check(value, user, password):
+            raise self._failed(request, user, challenge)
+        return PolicyCaller(user, self.policy, challenge, presented=True)
+
+    def _bearer(self, token: str, request: Request, challenge: Challenge) -> Caller:
+        assert self.tokens is not None
+        try:
+            subject, grants = self.tokens.verify(token)
+        except InvalidToken as error:
+            log.info("rejected bearer token from %s: %s", request.remote_addr or "unknown", error)
+            raise challenge.unauthorized(error="invalid_token", message="invalid or expired token") from None
+        return TokenCaller(subject or None, self.policy, challenge, grants=grants)
+
+    def _failed(self, request: Request, user: str, challenge: Challenge) -> RegistryError:
+        source = request.remote_addr or "unknown"
+        log.warning("failed login for user %r from %s", user[:64], source, extra={"fields": {"event": "loginFailed", "user": user[:64], "sourceIp": source}})
+        if self.fail_delay > 0:
+            self._sleep(self.fail_delay)
+        return challenge.unauthorized(message="invalid username or password")
+
+    def challenge(self, request: Request) -> Challenge:
+        """Bearer when the registry issues tokens (Basic still works), else Basic; the token endpoint itself asks Basic."""
+        if self.tokens is None or request.path == TOKEN_PATH:
+            return Challenge("Basic", self.http.realm)
+        return Challenge("Bearer", self.token_realm(request), self.tokens.service)
+
+    def token_realm(self, request: Request) -> str:
+        """An absolute URL, as clients require: from config, else from the request's Host and X-Forwarded-Proto."""
+        configured = self.http.auth.bearer.realm if self.http.auth and self.http.auth.bearer else None
+        if configured:
+            return configured
+        proto = (request.headers.get("X-Forwarded-Proto") or "http").split(",")[0].strip().lower()
+        host = (request.headers.get("Host") or "").strip()
+        if not _HOST.match(host):
+            host = f"{self.http.address}:{self.http.port}"
+        return f"{'https' if proto == 'https' else 'http'}://{host}{TOKEN_PATH}"
+
+    def token_endpoint(self, request: Request, caller: Caller) -> Response:
+        """Docker's token spec: Basic credentials (or none, for anonymous) and scopes in; a JWT of what was granted out."""
+        assert self.tokens is not None
+        if isinstance(caller, TokenCaller):
+            raise Challenge("Basic", self.http.realm).unauthorized(message="a token cannot be exchanged for another; send Basic credentials")
+        granted = grant(parse_scopes(request.query.get("scope", [])), caller.may)
+        document: dict[str, Any] = self.tokens.issue(caller.name or "", granted)
+        log.info("issued a token to %s for %s", caller.name or "anonymous", [f"{k}:{','.join(sorted(v))}" for k, v in granted.repositories.items()])
+        body = json.dumps(document).encode()
+        headers = {"Content-Type": "application/json", "Content-Length": str(len(body)), "Cache-Control": "no-store"}
+        return Response(200, Headers(headers), body)
+
+
+def build_auth(config: Config, s3: Any = None) -> Authenticator | None:
+    """None when neither auth nor accessControl is configured: every caller may do everything, as before."""
+    http = config.http
+    if http.auth is None and http.accessControl is None:
+        return None
+    try:
+        policy = Policy(http.accessControl)
+    except re.error as error:
+        raise ConfigError(f"http.accessControl.repositories: bad glob: {error}") from error
+    passwords = Passwords.from_path(http.auth.htpasswd.path, s3) if http.auth else None
+    bearer = http.auth.bearer if http.auth else None
+    tokens = TokenIssuer(bearer.key.get_secret_value(), bearer.service, bearer.expiry) if bearer and bearer.key else None
+    log.info(
+        "auth: %s; %s; accessControl %s",
+        f"htpasswd {http.auth.htpasswd.path}" if http.auth else "no logins",
+        "Bearer challenges, tokens at " + TOKEN_PATH if tokens else "Basic challenges",
+        "on" if http.accessControl else "off (logged-in users may do everything)",
+    )
+    return Authenticator(http, policy, passwords, tokens)
+
+
+def check_auth(config: Config) -> None:
+    """Fail at startup rather than at the first login: bad globs, an unreadable local htpasswd file."""
+    build_auth(config)

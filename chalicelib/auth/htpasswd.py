@@ -1,0 +1,113 @@
+"""htpasswd users (bcrypt only, as zot): one bcrypt per credential per instance, then a keyed in-memory cache.
+
+bcrypt costs tens of milliseconds by design, and Lambda bills every one; Basic auth on every request
+therefore checks a cache of credentials already verified, keyed by an HMAC of the header value under
+a random per-process key, so the cache never holds a password or a fast hash of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+
+from chalicelib.config.schema import ConfigError
+
+log = logging.getLogger("zotless.auth")
+
+BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
+BCRYPT_MAX_BYTES = 72  # bcrypt reads no further; htpasswd -B truncates the same way
+CACHE_SECONDS = 300.0
+CACHE_ENTRIES = 4096
+# Checked for unknown users so that a wrong name costs as long as a wrong password.
+_DUMMY_HASH = b"$2b$10$.oB8DzEk5JHW1nUccojrKuNzQA7l1D67DP4NRucZn.KblAwjCmsya"  # cost 10, of a password nobody has
+
+
+def parse_htpasswd(text: str, source: str) -> dict[str, bytes]:
+    """user -> bcrypt hash; other hash kinds (MD5, SHA1, crypt) are refused, as zot refuses them."""
+    users: dict[str, bytes] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        user, sep, hashed = line.partition(":")
+        if not sep or not user:
+            raise ConfigError(f"{source}:{number}: expected user:bcrypt-hash")
+        if not hashed.startswith(BCRYPT_PREFIXES):
+            log.warning("%s:%d: user %r skipped: only bcrypt hashes are supported (htpasswd -B)", source, number, user)
+            continue
+        users[user] = hashed.encode()
+    return users
+
+
+def read_source(path: str, s3: Any = None) -> str:
+    """A local file (also one bundled with the Lambda deployment) or an S3 object named s3://bucket/key."""
+    try:
+        if path.startswith("s3://"):
+            bucket, _, key = path[len("s3://") :].partition("/")
+            if s3 is None or not bucket or not key:
+                raise ConfigError(f"http.auth.htpasswd.path {path!r}: needs s3://bucket/key and an S3 client")
+            return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+        return Path(path).read_text()
+    except ConfigError:
+        raise
+    except Exception as error:  # any failure to read the user list must stop the service, not open it
+        raise ConfigError(f"http.auth.htpasswd.path {path!r}: cannot read: {error}") from error
+
+
+class Passwords:
+    """Verifies user:password pairs against an htpasswd file, read once (lazily for S3)."""
+
+    def __init__(self, load: Callable[[], dict[str, bytes]]) -> None:
+        self._load = load
+        self._users: dict[str, bytes] | None = None
+        self._lock = threading.Lock()
+        self._cache: dict[bytes, tuple[str, float]] = {}
+        self._cache_key = secrets.token_bytes(32)
+
+    @classmethod
+    def from_path(cls, path: str, s3: Any = None) -> Passwords:
+        passwords = cls(lambda: parse_htpasswd(read_source(path, s3), path))
+        if not path.startswith("s3://"):
+            passwords.users()  # a missing local file fails at startup, not at the first login
+        return passwords
+
+    def users(self) -> dict[str, bytes]:
+        if self._users is None:
+            with self._lock:
+                if self._users is None:
+                    self._users = self._load()
+        return self._users
+
+    def check(self, credential: str, user: str, password: str) -> bool:
+        """credential is the raw Basic value: a cache hit skips bcrypt entirely."""
+        key = hmac.new(self._cache_key, credential.encode(), hashlib.sha256).digest()
+        cached = self._cache.get(key)
+        now = time.monotonic()
+        if cached is not None and cached[0] == user and cached[1] > now:
+            return True
+        if not self._bcrypt(user, password):
+            return False
+        with self._lock:
+            if len(self._cache) >= CACHE_ENTRIES:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = (user, now + CACHE_SECONDS)
+        return True
+
+    def _bcrypt(self, user: str, password: str) -> bool:
+        hashed = self.users().get(user)
+        candidate = password.encode()[:BCRYPT_MAX_BYTES]
+        try:
+            matched = bcrypt.checkpw(candidate, hashed or _DUMMY_HASH)
+        except ValueError:  # a malformed hash in the file
+            log.warning("user %r has a malformed bcrypt hash", user)
+            return False
+        return matched and hashed is not None

@@ -1,0 +1,142 @@
+"""The `zotless` command: server commands now; `config add`, `images` and `cve` join it later."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+
+import click
+
+from chalicelib.auth.authn import check_auth
+from chalicelib.config.schema import ConfigError, load_config
+
+
+def _config(path: str | None, port: int | None = None):
+    try:
+        config = load_config(path)
+        check_auth(config)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from error
+    if port is not None:
+        config.http.port = port
+    return config
+
+
+@click.group()
+def main() -> None:
+    """zotless: a serverless OCI registry on S3 and DynamoDB."""
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="JSON config file (zot's shape).")
+@click.option("--host", default=None, help="Address to listen on (default: http.address).")
+@click.option("--port", type=int, default=None, help="Port to listen on (default: http.port; 0 picks a free one).")
+@click.option("--emulator/--no-emulator", default=None, help="Force the embedded S3 + DynamoDB emulator on or off (default: on when no endpoint is set).")
+@click.option("--lambda", "lambda_mode", is_flag=True, help="Emulate API Gateway + Lambda: requests become proxy events for app.py, within Lambda's limits.")
+def serve(config_path: str | None, host: str | None, port: int | None, emulator: bool | None, lambda_mode: bool) -> None:
+    """Serve the registry over HTTP, with the embedded emulator when no AWS endpoint is configured."""
+    from chalicelib.adapters.local import configure_logging, local_service, start_gc_schedule
+    from chalicelib.adapters.localserver import serve as http_serve
+
+    config = _config(config_path, port)
+    configure_logging(config)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with local_service(config, emulator) as (service, endpoint):
+        handler = service.api.handle
+        if lambda_mode:
+            from chalicelib.adapters.lambdamode import lambda_handler
+
+            handler = lambda_handler(config_path, config)
+        server = http_serve(handler, host or config.http.address, config.http.port)
+        start_gc_schedule(service)
+        address, bound_port = server.server_address[:2]
+        click.echo(f"zotless: registry listening on http://{address}:{bound_port}")
+        click.echo(f"zotless: S3 + DynamoDB at {endpoint or 'the configured AWS endpoint'} (bucket {config.storage.storageDriver.bucket})")
+        sys.stdout.flush()
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            click.echo("zotless: stopping")
+        finally:
+            server.server_close()
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Report what would be deleted; delete nothing.")
+@click.option("--delay", default=None, help="Override storage.gcDelay (e.g. 30m, 2h).")
+def gc(config_path: str | None, dry_run: bool, delay: str | None) -> None:
+    """Collect garbage once: retention, unused blobs, stale uploads. Prints a JSON summary."""
+    from chalicelib.adapters.local import configure_logging
+    from chalicelib.api.service import build_service
+    from chalicelib.config.schema import parse_duration
+    from chalicelib.lifecycle.gc import collect_everywhere
+
+    config = _config(config_path)
+    if delay is not None:
+        config.storage.gcDelay = parse_duration(delay)
+    configure_logging(config)
+    for report in collect_everywhere(build_service(config), dry_run=dry_run):
+        click.echo(report.line())
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--repair-index", is_flag=True, help="Rebuild index entries from S3 and drop entries S3 does not back.")
+@click.argument("repositories", nargs=-1)
+def scrub(config_path: str | None, repair_index: bool, repositories: tuple[str, ...]) -> None:
+    """Re-read stored manifests and blobs, check digests and sizes, report problems as JSON lines."""
+    from chalicelib.adapters.local import configure_logging
+    from chalicelib.api.service import build_service
+    from chalicelib.lifecycle.scrub import Scrubber
+
+    config = _config(config_path)
+    configure_logging(config)
+    problems = 0
+    for location in build_service(config).locations:
+        scrubber = Scrubber(location)
+        wanted = [r for r in repositories if location.owns(r)] if repositories else None
+        if repositories and not wanted:
+            continue
+        for finding in scrubber.run(wanted, repair_index):
+            click.echo(finding.line())
+        click.echo(scrubber.summary.line())
+        problems += scrubber.summary.problems
+    if problems and not repair_index:
+        sys.exit(1)
+
+
+@main.command("rebuild-index")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False))
+def rebuild_index_command(config_path: str | None) -> None:
+    """Recreate the DynamoDB index from the S3 bucket (S3 is the source of truth)."""
+    from chalicelib.adapters.local import configure_logging
+    from chalicelib.api.service import build_service
+    from chalicelib.lifecycle.rebuild import rebuild_index
+
+    config = _config(config_path)
+    configure_logging(config)
+    reports = [rebuild_index(location) for location in build_service(config).locations]
+    for report in reports:
+        click.echo(json.dumps(report.summary()))
+    if any(report.problems for report in reports):
+        sys.exit(1)
+
+
+@main.command("init-aws")
+@click.option("--stage", default="dev", show_default=True, help="Chalice stage whose bucket and table names to use (.chalice/config.json).")
+@click.option("--region", default=None, help="AWS region (default: your AWS configuration's); the functions' region.")
+@click.option("--dry-run", is_flag=True, help="Check what exists and print what would change; change nothing.")
+def init_aws_command(stage: str, region: str | None, dry_run: bool) -> None:
+    """Create the stage's S3 bucket and DynamoDB tables, locked down and on-demand; safe to rerun."""
+    from chalicelib.deploy.provision import ProvisionError, init_aws
+
+    try:
+        init_aws(stage, region, dry_run, click.echo)
+    except ProvisionError as error:
+        raise click.ClickException(str(error)) from error
+
+
+if __name__ == "__main__":
+    main()

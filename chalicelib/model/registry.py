@@ -1,0 +1,262 @@
+"""The distribution-spec's semantics on top of blobs, upload sessions and the index.
+
+This is the registry model: it raises the spec's errors and knows nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from chalicelib.model.access import Caller
+from chalicelib.spec.errors import (
+    BlobUnknown,
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestUnknown,
+    NameUnknown,
+    RangeInvalid,
+)
+from chalicelib.spec.manifests import IMAGE_CONFIG_TYPES, Manifest, parse_manifest, platform_of_config
+from chalicelib.spec.references import Digest, is_tag
+from chalicelib.storage.blobs import BlobLocation, BlobStore
+from chalicelib.storage.index import RepoIndex, StoredManifest
+from chalicelib.storage.objectstore import ObjectStore
+from chalicelib.storage.uploads import BlobWriter, CommittedBlob, SessionTable, UploadSession
+
+CONFIG_READ_LIMIT = 1 << 20  # configs larger than this are not read for platform facts
+
+
+def manifest_object_key(repo: str, digest: str) -> str:
+    algorithm, _, hexpart = digest.partition(":")
+    return f"repositories/{repo}/_manifests/revisions/{algorithm}/{hexpart}"
+
+
+def tag_object_key(repo: str, tag: str) -> str:
+    return f"repositories/{repo}/_manifests/tags/{tag}"
+
+
+@dataclass(frozen=True)
+class PulledManifest:
+    digest: str
+    media_type: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class PushedManifest:
+    digest: Digest
+    subject: Digest | None
+
+
+class Registry:
+    def __init__(self, store: ObjectStore, blobs: BlobStore, sessions: SessionTable, index: RepoIndex, read_only: bool = False) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.sessions = sessions
+        self.index = index
+        self.writes_refused = read_only
+
+    def read_only(self, repo: str) -> bool:
+        return self.writes_refused
+
+    def blob_url(self, repo: str, location: BlobLocation, expires_in: int) -> str:
+        return self.store.presigned_get(location.data_key, expires_in)
+
+    def blob_bytes(self, repo: str, location: BlobLocation, first: int | None = None, last: int | None = None) -> Iterator[bytes]:
+        return self.store.stream(location.data_key, first, last)
+
+    def adopt_blob(self, repo: str, source: ObjectStore, location: BlobLocation) -> BlobLocation:
+        """A mount from another storage location: S3 copies the bytes server-side, never through this process."""
+        target = f"_data/{uuid.uuid4().hex}"
+        self.store.copy_from(source, location.data_key, target)
+        return self.blobs.add(repo, CommittedBlob(location.digest, location.size, target))
+
+    # Blobs
+
+    def check_blob(self, repo: str, digest: Digest, caller: Caller) -> BlobLocation:
+        """HEAD: with dedupe on, a blob held by a repository the caller can read is linked here (as zot does)."""
+        found = self.blobs.stat_or_link(repo, digest, caller.may_read)
+        if found is None:
+            raise BlobUnknown(detail={"digest": str(digest)})
+        return found
+
+    def blob(self, repo: str, digest: Digest) -> BlobLocation:
+        return self.blobs.require(repo, digest)
+
+    def delete_blob(self, repo: str, digest: Digest) -> None:
+        self.blobs.remove(repo, digest)
+
+    def mount_blob(self, repo: str, digest: Digest, source: str, caller: Caller) -> BlobLocation | None:
+        return self.blobs.mount(repo, digest, source, caller.may_read)
+
+    # Uploads
+
+    def start_upload(self, repo: str, algorithm: str) -> UploadSession:
+        return self.sessions.create(repo, algorithm)
+
+    def upload_monolithic(self, repo: str, digest: Digest, body: BinaryIO) -> BlobLocation:
+        """POST ?digest=: the session lives only in this request, so DynamoDB never sees it."""
+        return self._finish(UploadSession.transient(repo, digest.algorithm), body, digest, persisted=False)
+
+    def upload_status(self, repo: str, session_id: str) -> UploadSession:
+        return self.sessions.get(repo, session_id)
+
+    def append_upload(self, repo: str, session_id: str, body: BinaryIO, start: int | None, length: int | None) -> UploadSession:
+        """PATCH: streamed (no range) or a chunk that must start where the session ends."""
+        session = self.sessions.claim(repo, session_id, expected_offset=start)
+        writer = BlobWriter(self.store, session)
+        try:
+            before = session.offset
+            writer.append(body)
+            if length is not None and session.offset - before != length:
+                raise RangeInvalid("chunk length does not match Content-Range")
+        except BaseException:
+            self._abandon(writer)
+            raise
+        self.sessions.save(session)
+        return session
+
+    def finish_upload(self, repo: str, session_id: str, body: BinaryIO, digest: Digest, start: int | None) -> BlobLocation:
+        session = self.sessions.claim(repo, session_id, expected_offset=start)
+        return self._finish(session, body, digest)
+
+    def cancel_upload(self, repo: str, session_id: str) -> None:
+        session = self.sessions.claim(repo, session_id)
+        BlobWriter(self.store, session).discard()
+        self.sessions.delete(session)
+
+    def _finish(self, session: UploadSession, body: BinaryIO, digest: Digest, persisted: bool = True) -> BlobLocation:
+        writer = BlobWriter(self.store, session)
+        try:
+            writer.append(body, final=True)
+            committed = writer.commit(digest)
+        except BaseException:
+            self._abandon(writer, persisted)
+            raise
+        location = self.blobs.add(session.repo, committed)
+        if persisted:
+            self.sessions.delete(session)
+        return location
+
+    def _abandon(self, writer: BlobWriter, persisted: bool = True) -> None:
+        """A failed request ends its session: nothing it wrote can become visible."""
+        writer.discard()
+        if persisted:
+            self.sessions.delete(writer.session)
+
+    # Manifests
+
+    def put_manifest(self, repo: str, reference: str, body: bytes, content_type: str | None) -> PushedManifest:
+        expected = None if is_tag(reference) else Digest.parse(reference)
+        manifest = parse_manifest(body, content_type, expected.algorithm if expected else "sha256")
+        if expected is not None and manifest.digest != expected:
+            raise DigestInvalid("manifest content does not match the digest in the URL", detail={"digest": reference})
+        tag = reference if expected is None else None
+        held = self._require_references(repo, manifest)
+        digest = str(manifest.digest)
+        self.store.put(manifest_object_key(repo, digest), body, content_type=manifest.media_type)
+        if tag:
+            self.store.put(tag_object_key(repo, tag), digest.encode(), content_type="text/plain")
+        use_ops = self.blobs.use_ops(repo, manifest.required_blobs())
+        self.index.put_manifest(repo, manifest, self.platforms(repo, manifest, held), tag, use_ops)
+        return PushedManifest(manifest.digest, manifest.subject.digest if manifest.subject else None)
+
+    def get_manifest(self, repo: str, reference: str) -> PulledManifest:
+        stored = self._stored_manifest(repo, reference)
+        body = stored.body if stored.body is not None else self.store.get(manifest_object_key(repo, stored.digest))
+        if body is None:
+            raise ManifestUnknown(detail={"reference": reference})
+        return PulledManifest(stored.digest, stored.media_type, body)
+
+    def head_manifest(self, repo: str, reference: str) -> StoredManifest:
+        return self._stored_manifest(repo, reference)
+
+    def delete_manifest(self, repo: str, reference: str) -> None:
+        """By tag: only the tag goes. By digest: the manifest and every tag that points to it."""
+        if is_tag(reference):
+            if not self.index.delete_tag(repo, reference):
+                raise ManifestUnknown(detail={"tag": reference})
+            self.store.delete(tag_object_key(repo, reference))
+            return
+        if not self.remove_manifest(repo, Digest.parse(reference)):
+            raise ManifestUnknown(detail={"digest": reference})
+
+    def remove_manifest(self, repo: str, digest: Digest, only_unused: bool = False) -> bool:
+        """Delete a manifest and its tags, then release the blobs and child manifests it used.
+
+        GC passes only_unused: a manifest that an index in the repository uses is then kept.
+        """
+        stored = self.index.manifest(repo, str(digest))
+        if stored is None:
+            return False
+        body = stored.body if stored.body is not None else self.store.get(manifest_object_key(repo, str(digest)))
+        tags = self.index.tags_of(repo, str(digest))
+        self.store.delete(*[tag_object_key(repo, t) for t in tags])
+        if not self.index.delete_manifest(repo, str(digest), tags, stored.subject, only_unused):
+            return False
+        self.store.delete(manifest_object_key(repo, str(digest)))
+        if body is not None:
+            manifest = parse_manifest(body, stored.media_type, digest.algorithm)
+            self.blobs.release(repo, manifest.required_blobs())
+            self.index.release_children(repo, [str(c.digest) for c in manifest.children])
+        return True
+
+    def _stored_manifest(self, repo: str, reference: str) -> StoredManifest:
+        by_tag = is_tag(reference)
+        stored = self.index.tagged(repo, reference) if by_tag else self.index.manifest(repo, str(Digest.parse(reference)))
+        if stored is None:
+            raise ManifestUnknown(detail={"reference": reference})
+        return stored
+
+    def _require_references(self, repo: str, manifest: Manifest) -> dict[Digest, BlobLocation]:
+        """Every blob and child manifest must be in the repository; returns the blobs, found in one read."""
+        required = manifest.required_blobs()
+        held = self.blobs.locate(repo, required)
+        missing = [str(d) for d in required if d not in held]
+        if manifest.is_index:
+            children = [str(c.digest) for c in manifest.children]
+            present = self.index.existing_manifests(repo, children) if children else set()
+            missing += [d for d in children if d not in present]
+        if missing:
+            raise ManifestBlobUnknown(detail={"missing": missing[:20]})
+        return held
+
+    def platforms(self, repo: str, manifest: Manifest, held: dict[Digest, BlobLocation] | None = None) -> list[dict[str, str]]:
+        """Platforms for search: from the index's descriptors, or read once from the image config."""
+        if manifest.is_index:
+            return [c.platform for c in manifest.children if c.platform]
+        config = manifest.config
+        if config is None or config.media_type not in IMAGE_CONFIG_TYPES or config.size > CONFIG_READ_LIMIT:
+            return []
+        location = held.get(config.digest) if held is not None else self.blobs.stat(repo, config.digest)
+        raw = self.store.get(location.data_key) if location else None
+        platform = platform_of_config(raw) if raw else None
+        return [platform] if platform else []
+
+    # Listings
+
+    def tags(self, repo: str, limit: int | None, after: str | None) -> list[str]:
+        if not self.index.repository_exists(repo):
+            raise NameUnknown(detail={"name": repo})
+        return self.index.tags(repo, limit, after)
+
+    def catalog(self, limit: int | None, after: str | None, caller: Caller) -> list[str]:
+        """Only repositories the caller may read, reading on past the others so a page stays full and its Link right."""
+        names: list[str] = []
+        while True:
+            batch = None if limit is None else max(limit - len(names), 100)
+            page = self.index.repositories(batch, after)
+            names += [r for r in page if caller.may_read(r)]
+            if batch is None or limit is None or len(page) < batch or len(names) >= limit:
+                return names if limit is None else names[:limit]
+            after = page[-1]
+
+    def referrers(self, repo: str, subject: Digest, artifact_type: str | None) -> list[dict[str, object]]:
+        found = self.index.referrers(repo, str(subject))
+        if artifact_type is not None:
+            found = [d for d in found if d.get("artifactType") == artifact_type]
+        return found
+

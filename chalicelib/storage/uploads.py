@@ -1,0 +1,328 @@
+"""Blob upload sessions: bytes staged as an S3 multipart upload, state (hash included) in DynamoDB.
+
+A PATCH through API Gateway carries at most ~4.5 MiB while S3 wants non-final parts of 5 MiB, so
+short writes are kept as small "piece" objects and joined into a part once enough has arrived;
+bytes that are already a part are never sent again. Each request first claims the session with a
+conditional write (a lease), so of two requests racing on one session exactly one proceeds.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from chalicelib.spec.errors import BlobUploadUnknown, DigestInvalid, RangeInvalid
+from chalicelib.spec.references import Digest, ResumableHash
+from chalicelib.storage.dynamo import Table
+from chalicelib.storage.objectstore import ObjectStore
+
+MIN_PART = 5 << 20  # S3's smallest non-final part
+PART_SIZE = 8 << 20
+PARTS_IN_FLIGHT = 6
+HELD_BACK = PART_SIZE + MIN_PART  # a part is sent only when a minimum part would still be left over
+INLINE_LIMIT = 64 * 1024  # staged bytes kept inside the DynamoDB session item
+LEASE_SECONDS = 900  # a Lambda runs at most 15 minutes
+_SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass
+class UploadSession:
+    """Everything needed to resume an upload in another process; the hash state is raw bytes."""
+
+    id: str
+    repo: str
+    algorithm: str = "sha256"
+    offset: int = 0
+    upload_id: str | None = None  # the S3 multipart upload, created when the first part is written
+    parts: int = 0  # parts 1..parts are written; S3 lists their ETags and checksums at completion
+    inline: bytes = b""  # a few staged bytes kept in the session item itself (configs, small layers)
+    pieces: list[int] = field(default_factory=list)  # sizes of staged S3 pieces not yet joined into a part
+    hash_state: bytes = b""
+    created: int = 0
+    lease: str | None = None
+
+    @classmethod
+    def transient(cls, repo: str, algorithm: str) -> UploadSession:
+        """A session for a single-request upload, never stored."""
+        return cls(id=uuid.uuid4().hex, repo=repo, algorithm=algorithm, created=int(time.time()))
+
+    @property
+    def data_key(self) -> str:
+        """Where the blob's bytes will live; fixed at creation so committing never copies."""
+        return f"_data/{self.id}"
+
+    @property
+    def staged(self) -> int:
+        return len(self.inline) + sum(self.pieces)
+
+    def piece_keys(self) -> list[str]:
+        start = self.offset - sum(self.pieces)
+        keys = []
+        for size in self.pieces:
+            keys.append(f"_uploads/{self.id}/{start:016d}")
+            start += size
+        return keys
+
+
+@dataclass(frozen=True)
+class CommittedBlob:
+    digest: Digest
+    size: int
+    data_key: str
+
+
+class SessionTable:
+    """Upload sessions in DynamoDB, with a TTL attribute so abandoned items expire on their own."""
+
+    def __init__(self, table: Table, ttl_seconds: float) -> None:
+        self.table = table
+        self.ttl_seconds = ttl_seconds
+
+    def create(self, repo: str, algorithm: str) -> UploadSession:
+        session = UploadSession(id=uuid.uuid4().hex, repo=repo, algorithm=algorithm, created=int(time.time()))
+        session.hash_state = ResumableHash(algorithm).state()
+        self.table.put(self._item(session), condition="attribute_not_exists(id)")
+        return session
+
+    def get(self, repo: str, session_id: str) -> UploadSession:
+        item = self.table.get(session_id) if _SESSION_ID.match(session_id) else None
+        if item is None or item.get("repo") != repo:
+            raise BlobUploadUnknown(detail={"session": session_id[:64]})
+        return self._session(item)
+
+    def claim(self, repo: str, session_id: str, expected_offset: int | None = None) -> UploadSession:
+        """Take the session's lease in one conditional write; a missing session is 404, a busy or misplaced one 416."""
+        if not _SESSION_ID.match(session_id):
+            raise BlobUploadUnknown(detail={"session": session_id[:64]})
+        now = int(time.time())
+        condition = "attribute_exists(id) AND repo = :repo AND (attribute_not_exists(lease) OR lease_until < :now)"
+        values: dict[str, object] = {":me": uuid.uuid4().hex, ":until": now + LEASE_SECONDS, ":now": now, ":repo": repo}
+        names = None
+        if expected_offset is not None:
+            condition += " AND #offset = :offset"
+            values[":offset"] = expected_offset
+            names = {"#offset": "offset"}
+        item = self.table.update((session_id, None), "SET lease = :me, lease_until = :until", values, condition, names)
+        if item is None:
+            current = self.get(repo, session_id)
+            raise RangeInvalid("upload session busy or offset mismatch", headers=progress_headers(current))
+        return self._session(item)
+
+    def save(self, session: UploadSession) -> None:
+        """Store the new state and release the lease, only if we still hold it."""
+        item = {k: v for k, v in self._item(session).items() if v is not None and k != "id" and v != b""}
+        names = {f"#{k}": k for k in item}
+        values = {f":{k}": v for k, v in item.items()} | {":me": session.lease}
+        assignments = ", ".join(f"#{k} = :{k}" for k in item)
+        removals = " REMOVE lease, lease_until" + ("" if session.upload_id else ", upload_id") + ("" if session.inline else ", #inline")
+        names.setdefault("#inline", "inline")
+        updated = self.table.update((session.id, None), f"SET {assignments}{removals}", values, "lease = :me", names)
+        if updated is None:
+            raise RangeInvalid("upload session was taken over by another request")
+
+    def release(self, session: UploadSession) -> None:
+        self.table.update((session.id, None), "REMOVE lease, lease_until", {":me": session.lease}, "lease = :me")
+
+    def delete(self, session: UploadSession) -> None:
+        self.table.delete(session.id)
+
+    def expired(self, created_before: float) -> Iterator[UploadSession]:
+        """Sessions older than the upload TTL (DynamoDB's TTL deletes items late, and never their S3 parts)."""
+        for item in self.table.scan("created < :before", {":before": int(created_before)}):
+            yield self._session(item)
+
+    def delete_if_idle(self, session: UploadSession) -> bool:
+        """Remove an expired session unless a request holds its lease right now."""
+        now = int(time.time())
+        return self.table.delete(session.id, condition="attribute_not_exists(lease) OR lease_until < :now", values={":now": now})
+
+    def _item(self, session: UploadSession) -> dict[str, object]:
+        return {
+            "id": session.id,
+            "repo": session.repo,
+            "algorithm": session.algorithm,
+            "offset": session.offset,
+            "upload_id": session.upload_id,
+            "parts": session.parts,
+            "inline": session.inline,
+            "pieces": session.pieces,
+            "hash_state": session.hash_state,
+            "created": session.created,
+            "expires": session.created + int(self.ttl_seconds),
+        }
+
+    @staticmethod
+    def _session(item: dict[str, object]) -> UploadSession:
+        return UploadSession(
+            id=str(item["id"]),
+            repo=str(item["repo"]),
+            algorithm=str(item.get("algorithm", "sha256")),
+            offset=int(item.get("offset", 0)),  # type: ignore[arg-type]
+            upload_id=item.get("upload_id"),  # type: ignore[arg-type]
+            parts=int(item.get("parts", 0)),  # type: ignore[arg-type]
+            inline=bytes(item.get("inline", b"")),  # type: ignore[arg-type]
+            pieces=list(item.get("pieces", [])),  # type: ignore[call-overload]
+            hash_state=bytes(item.get("hash_state", b"")),  # type: ignore[arg-type]
+            created=int(item.get("created", 0)),  # type: ignore[arg-type]
+            lease=item.get("lease"),  # type: ignore[arg-type]
+        )
+
+
+def progress_headers(session: UploadSession) -> dict[str, str]:
+    """The Location and Range a client needs to resume: Range is inclusive, "0-0" when empty."""
+    end = max(session.offset - 1, 0)
+    return {
+        "Location": f"/v2/{session.repo}/blobs/uploads/{session.id}",
+        "Range": f"0-{end}",
+        "Docker-Upload-UUID": session.id,
+    }
+
+
+_executor = ThreadPoolExecutor(max_workers=4 * PARTS_IN_FLIGHT, thread_name_prefix="upload-part")  # shared by concurrent uploads
+
+
+class BlobWriter:
+    """Appends a request body to a claimed session: hashes as it reads and keeps a few parts in flight.
+
+    The last part of a request is held back until the body ends, so a tail shorter than S3's
+    minimum joins it instead of becoming a piece: a streamed PATCH leaves nothing staged.
+    """
+
+    def __init__(self, store: ObjectStore, session: UploadSession) -> None:
+        self.store = store
+        self.session = session
+        self.hasher = ResumableHash(session.algorithm, session.hash_state)
+        self._in_flight: deque[Future[None]] = deque()
+
+    def append(self, body: BinaryIO, final: bool = False) -> None:
+        """Consume the whole body; on final, everything staged becomes the last part (or the whole blob)."""
+        old_pieces = self.session.piece_keys()
+        buffer = bytearray(self._read(body, HELD_BACK))
+        at_end = len(buffer) < HELD_BACK
+        if at_end and not final and self.session.staged + len(buffer) < MIN_PART:
+            self._stage(bytes(buffer))
+            self.session.hash_state = self.hasher.state()
+            return
+        buffer[0:0] = self._take_staged(old_pieces)
+        try:
+            self._stream_parts(body, buffer, at_end)
+            self._place_rest(bytes(buffer), final)
+        finally:
+            self._wait_for_parts()
+            self.session.hash_state = self.hasher.state()
+        if old_pieces:
+            self.store.delete(*old_pieces)
+
+    def _stream_parts(self, body: BinaryIO, buffer: bytearray, at_end: bool) -> None:
+        """Send parts while reading on, always keeping at least one minimum part's worth back."""
+        while True:
+            while len(buffer) >= HELD_BACK:
+                with memoryview(buffer) as view:
+                    part = bytes(view[:PART_SIZE])
+                del buffer[:PART_SIZE]
+                self._send_part(part)
+            if at_end:
+                return
+            wanted = HELD_BACK - len(buffer)
+            block = self._read(body, wanted)
+            at_end = len(block) < wanted
+            buffer += block
+
+    def _place_rest(self, rest: bytes, final: bool) -> None:
+        """The tail of a request: the whole blob, a part if S3 accepts one, or staged bytes to join later."""
+        if final and self.session.upload_id is None:
+            if rest:
+                self.store.put(self.session.data_key, rest)
+        elif final or len(rest) >= MIN_PART:
+            if rest:
+                self._send_part(rest)
+        else:
+            self._stage(rest)
+
+    def _read(self, body: BinaryIO, size: int) -> bytes:
+        """Read up to size bytes (short only at the end of the body), hashing and counting them."""
+        chunks: list[bytes] = []
+        remaining = size
+        while remaining > 0:
+            chunk = body.read(remaining)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        data = b"".join(chunks)
+        self.hasher.update(data)
+        self.session.offset += len(data)
+        return data
+
+    def commit(self, expected: Digest) -> CommittedBlob:
+        """Turn the staged bytes into the blob object; the digest must match what was hashed."""
+        session = self.session
+        if session.upload_id:
+            self.store.complete_multipart(session.data_key, session.upload_id, session.parts)
+        elif session.offset == 0:
+            self.store.put(session.data_key, b"")
+        actual = self.hasher.digest() if expected.algorithm == session.algorithm else self._rehash(expected.algorithm)
+        if actual != expected:
+            self.store.delete(session.data_key)
+            raise DigestInvalid(detail={"expected": str(expected), "actual": str(actual)})
+        return CommittedBlob(expected, session.offset, session.data_key)
+
+    def discard(self) -> None:
+        """Drop everything the session staged: the multipart upload and any pieces."""
+        if self.session.upload_id:
+            self.store.abort_multipart(self.session.data_key, self.session.upload_id)
+        keys = self.session.piece_keys()
+        if keys:
+            self.store.delete(*keys)
+
+    def _take_staged(self, keys: list[str]) -> bytes:
+        """Everything staged so far, to lead the next part; the caller deletes the piece objects."""
+        joined = self.session.inline + b"".join(self.store.get(key) or b"" for key in keys)
+        if len(joined) != self.session.staged:
+            raise BlobUploadUnknown("staged upload data is missing")
+        self.session.inline, self.session.pieces = b"", []
+        return joined
+
+    def _stage(self, data: bytes) -> None:
+        """Keep a short write: inline in the session while tiny, else as its own S3 object."""
+        session = self.session
+        if not data:
+            return
+        if not session.pieces and len(session.inline) + len(data) <= INLINE_LIMIT:
+            session.inline += data
+            return
+        data, session.inline = session.inline + data, b""
+        self.store.put(f"_uploads/{session.id}/{session.offset - len(data):016d}", data)
+        session.pieces.append(len(data))
+
+    def _send_part(self, data: bytes) -> None:
+        if self.session.upload_id is None:
+            self.session.upload_id = self.store.start_multipart(self.session.data_key)
+        if len(self._in_flight) >= PARTS_IN_FLIGHT:
+            self._in_flight.popleft().result()
+        self.session.parts += 1
+        self._in_flight.append(_executor.submit(self.store.put_part, self.session.data_key, self.session.upload_id, self.session.parts, data))
+
+    def _wait_for_parts(self) -> None:
+        """Let every part in flight settle; the first failure is raised after all have."""
+        failure: BaseException | None = None
+        while self._in_flight:
+            try:
+                self._in_flight.popleft().result()
+            except Exception as exc:  # noqa: BLE001 - re-raised below once nothing is left running
+                failure = failure or exc
+        if failure:
+            raise failure
+
+    def _rehash(self, algorithm: str) -> Digest:
+        """Rare path: the client never said which algorithm it would use, so read the blob once."""
+        hasher = ResumableHash(algorithm)
+        for chunk in self.store.stream(self.session.data_key):
+            hasher.update(chunk)
+        return hasher.digest()
