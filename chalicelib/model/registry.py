@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from chalicelib.model.access import Caller
+from chalicelib.model.access import ANONYMOUS, Caller
 from chalicelib.spec.errors import (
     BlobUnknown,
     DigestInvalid,
@@ -22,11 +22,17 @@ from chalicelib.spec.errors import (
 from chalicelib.spec.manifests import IMAGE_CONFIG_TYPES, Manifest, parse_manifest, platform_of_config
 from chalicelib.spec.references import Digest, is_tag
 from chalicelib.storage.blobs import BlobLocation, BlobStore
-from chalicelib.storage.index import RepoIndex, StoredManifest
+from chalicelib.storage.index import RepoIndex, StoredManifest, TagRefused, TagRule
 from chalicelib.storage.objectstore import ObjectStore
 from chalicelib.storage.uploads import BlobWriter, CommittedBlob, SessionTable, UploadSession
 
 CONFIG_READ_LIMIT = 1 << 20  # configs larger than this are not read for platform facts
+
+
+def tag_rule(caller: Caller, repo: str) -> TagRule:
+    """Which tag writes the caller's permissions allow: any, only new tags (create), only existing ones (update)."""
+    may_create, may_update = caller.may("create", repo), caller.may("update", repo)
+    return "any" if may_create == may_update else "create" if may_create else "update"
 
 
 def manifest_object_key(repo: str, digest: str) -> str:
@@ -149,19 +155,29 @@ class Registry:
 
     # Manifests
 
-    def put_manifest(self, repo: str, reference: str, body: bytes, content_type: str | None) -> PushedManifest:
+    def put_manifest(self, repo: str, reference: str, body: bytes, content_type: str | None, caller: Caller = ANONYMOUS) -> PushedManifest:
+        """Validate, index, then write S3: a manifest or tag the index refuses never leaves an object behind.
+
+        The index accepts first, in one transaction whose tag write is conditional on the caller's
+        permission; S3 is written before the 201, so every acknowledged manifest is in the bucket.
+        A crash in between leaves an index entry S3 does not back, never acknowledged: scrub reports
+        it and the client's retry writes the objects.
+        """
         expected = None if is_tag(reference) else Digest.parse(reference)
         manifest = parse_manifest(body, content_type, expected.algorithm if expected else "sha256")
         if expected is not None and manifest.digest != expected:
             raise DigestInvalid("manifest content does not match the digest in the URL", detail={"digest": reference})
         tag = reference if expected is None else None
         held = self._require_references(repo, manifest)
+        uses = self.blobs.use_ops(repo, manifest.required_blobs())
+        try:
+            self.index.put_manifest(repo, manifest, self.platforms(repo, manifest, held), tag, uses, tag_rule(caller, repo))
+        except TagRefused as refused:
+            raise caller.refusal("update" if caller.may("create", repo) else "create", repo) from refused
         digest = str(manifest.digest)
         self.store.put(manifest_object_key(repo, digest), body, content_type=manifest.media_type)
         if tag:
             self.store.put(tag_object_key(repo, tag), digest.encode(), content_type="text/plain")
-        use_ops = self.blobs.use_ops(repo, manifest.required_blobs())
-        self.index.put_manifest(repo, manifest, self.platforms(repo, manifest, held), tag, use_ops)
         return PushedManifest(manifest.digest, manifest.subject.digest if manifest.subject else None)
 
     def get_manifest(self, repo: str, reference: str) -> PulledManifest:

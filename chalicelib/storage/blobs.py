@@ -28,6 +28,7 @@ from typing import Any
 from chalicelib.spec.errors import BlobUnknown, TooManyRequests
 from chalicelib.spec.references import Digest
 from chalicelib.storage.dynamo import Table
+from chalicelib.storage.index import Uses
 from chalicelib.storage.objectstore import ObjectStore
 from chalicelib.storage.uploads import CommittedBlob
 
@@ -37,6 +38,7 @@ HOLDERS_EXAMINED = 50  # a popular layer has many holders; a few readable ones a
 COMMIT_ATTEMPTS = 8  # a commit waits out a GC that is removing the same digest's old object
 LINK_CONDITION = "attribute_exists(#data) AND attribute_not_exists(deleted)"
 NAMES = {"#data": "data"}
+RELEASE = "ADD uses :minus SET orphan = :now, gc_shard = :shard"
 
 
 @dataclass(frozen=True)
@@ -159,16 +161,21 @@ class BlobStore:
 
     # References from manifests (see the module docstring)
 
-    def use_ops(self, repo: str, digests: list[Digest]) -> list[dict[str, Any]]:
-        """Transaction items counting a new manifest's use of its blobs; they fail if a link is gone."""
-        expression = "ADD uses :one REMOVE orphan"
-        return [self.table.op_update((str(d), repo), expression, {":one": 1}, LINK_CONDITION, NAMES) for d in dict.fromkeys(digests)]
+    def use_ops(self, repo: str, digests: list[Digest]) -> Uses:
+        """Transaction items counting a new manifest's use of its blobs (they fail if a link is gone), and their undoing."""
+        unique = list(dict.fromkeys(digests))
+        add = [self.table.op_update((str(d), repo), "ADD uses :one REMOVE orphan", {":one": 1}, LINK_CONDITION, NAMES) for d in unique]
+        return Uses(add, [self._release_op(repo, d) for d in unique])
 
     def release(self, repo: str, digests: list[Digest]) -> None:
         """A manifest that used these blobs is gone: once unused they wait gcDelay, then GC may take them."""
         for digest in dict.fromkeys(digests):
             values = {":minus": -1, ":now": _now(), ":shard": gc_shard("l", str(digest))}
-            self.table.update((str(digest), repo), "ADD uses :minus SET orphan = :now, gc_shard = :shard", values, LINK_CONDITION, NAMES)
+            self.table.update((str(digest), repo), RELEASE, values, LINK_CONDITION, NAMES)
+
+    def _release_op(self, repo: str, digest: Digest) -> dict[str, Any]:
+        values = {":minus": -1, ":now": _now(), ":shard": gc_shard("l", str(digest))}
+        return self.table.op_update((str(digest), repo), RELEASE, values, LINK_CONDITION, NAMES)
 
     # Garbage collection
 

@@ -1,13 +1,27 @@
-"""Thin helpers over the DynamoDB client: plain Python values in and out, conditional failures as booleans."""
+"""Thin helpers over the DynamoDB client: plain Python values in and out, conditional failures as booleans.
+
+DynamoDB cancels a transaction that touches an item another transaction is writing
+(`TransactionConflict`) and refuses single writes to such an item (`TransactionConflictException`);
+neither says anything about the data, so both are retried with backoff here, as are throttled
+transactions. A caller only ever sees a condition that really failed, or `TOOMANYREQUESTS` once
+the retries run out.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
+
+from chalicelib.spec.errors import TooManyRequests
+from chalicelib.storage.retries import ATTEMPTS, backoff
+
+# Cancellation reasons and error codes that say "try again", never "the condition is false".
+RETRYABLE_REASONS = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
+RETRYABLE_ERRORS = {"TransactionConflictException", "ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded"}
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -43,8 +57,28 @@ def decode(item: dict[str, Any]) -> dict[str, Any]:
     return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
 
 
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
 def is_conditional_failure(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") in {"ConditionalCheckFailedException", "TransactionCanceledException"}
+    return error_code(exc) == "ConditionalCheckFailedException"
+
+
+def busy() -> TooManyRequests:
+    return TooManyRequests("the index is busy with concurrent writes; retry", headers={"Retry-After": "1"})
+
+
+def retrying(call: Callable[[], Any]) -> Any:
+    """Run one DynamoDB call, retrying what DynamoDB says is contention rather than a false condition."""
+    for attempt in range(ATTEMPTS):
+        try:
+            return call()
+        except ClientError as exc:
+            if error_code(exc) not in RETRYABLE_ERRORS:
+                raise
+            backoff(attempt)
+    raise busy()
 
 
 def cancellation_codes(exc: ClientError) -> list[str]:
@@ -77,17 +111,22 @@ class Table:
         found: list[dict[str, Any]] = []
         for start in range(0, len(keys), 100):
             pending: dict[str, Any] = {self.name: {"Keys": [self.key(h, r) for h, r in keys[start : start + 100]], "ConsistentRead": True}}
-            while pending:
-                response = self.client.batch_get_item(RequestItems=pending)
+            for attempt in range(ATTEMPTS * 2):
+                response = retrying(lambda request=pending: self.client.batch_get_item(RequestItems=request))
                 found.extend(decode(i) for i in response["Responses"].get(self.name, []))
                 pending = response.get("UnprocessedKeys") or {}
+                if not pending:
+                    break
+                backoff(attempt)
+            else:
+                raise busy()
         return found
 
     def put(self, item: dict[str, Any], condition: str | None = None, values: dict[str, Any] | None = None) -> bool:
         """Put an item; False when the condition does not hold."""
         extra = _expression_parts(condition, values, None)
         try:
-            self.client.put_item(TableName=self.name, Item=encode(item), **extra)
+            retrying(lambda: self.client.put_item(TableName=self.name, Item=encode(item), **extra))
         except ClientError as exc:
             if is_conditional_failure(exc):
                 return False
@@ -105,7 +144,9 @@ class Table:
         """Update an item and return its new attributes, or None when the condition does not hold."""
         extra = _expression_parts(condition, values, names)
         try:
-            response = self.client.update_item(TableName=self.name, Key=self.key(*key), UpdateExpression=expression, ReturnValues="ALL_NEW", **extra)
+            response = retrying(
+                lambda: self.client.update_item(TableName=self.name, Key=self.key(*key), UpdateExpression=expression, ReturnValues="ALL_NEW", **extra)
+            )
         except ClientError as exc:
             if is_conditional_failure(exc):
                 return None
@@ -122,7 +163,7 @@ class Table:
     ) -> bool:
         extra = _expression_parts(condition, values, names)
         try:
-            self.client.delete_item(TableName=self.name, Key=self.key(hash_value, range_value), **extra)
+            retrying(lambda: self.client.delete_item(TableName=self.name, Key=self.key(hash_value, range_value), **extra))
         except ClientError as exc:
             if is_conditional_failure(exc):
                 return False
@@ -193,14 +234,23 @@ class Table:
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def transact(self, operations: list[dict[str, Any]]) -> list[str] | None:
-        """Run a write transaction; None on success, else the per-item cancellation reasons."""
-        try:
-            self.client.transact_write_items(TransactItems=operations)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
-                return cancellation_codes(exc)
-            raise
-        return None
+        """Run a write transaction; None on success, else the per-item cancellation reasons.
+
+        A cancellation whose reasons are only contention is retried; once any condition really
+        failed, the reasons go back to the caller, who decides what that means.
+        """
+        for attempt in range(ATTEMPTS):
+            try:
+                retrying(lambda: self.client.transact_write_items(TransactItems=operations))
+                return None
+            except ClientError as exc:
+                if error_code(exc) != "TransactionCanceledException":
+                    raise
+                reasons = cancellation_codes(exc)
+                if "ConditionalCheckFailed" in reasons or not set(reasons) & RETRYABLE_REASONS:
+                    return reasons
+            backoff(attempt)
+        raise busy()
 
     def op_put(
         self, item: dict[str, Any], condition: str | None = None, values: dict[str, Any] | None = None, names: dict[str, str] | None = None

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from chalicelib.spec.errors import ManifestBlobUnknown
+from chalicelib.spec.errors import ManifestBlobUnknown, TooManyRequests
 from chalicelib.spec.manifests import Manifest
 from chalicelib.storage.dynamo import Table
 
@@ -29,6 +29,20 @@ ITEM_BUDGET = 350 * 1024
 # What an item gives up, in order, when it would not fit: all of it can be read back from S3.
 SHEDDABLE = ("body", "annotations", "layers", "children", "config", "platforms")
 TRANSACTION_LIMIT = 100
+PUT_ATTEMPTS = 4  # a push that keeps meeting a concurrent delete of the same digest gives up with 429
+TagRule = Literal["any", "create", "update"]
+
+
+class TagRefused(Exception):
+    """The tag exists (or not) contrary to what the caller may do; the model turns it into the caller's refusal."""
+
+
+@dataclass(frozen=True)
+class Uses:
+    """Transaction items counting a manifest's uses of its blobs, and the items that take them back."""
+
+    add: list[dict[str, Any]] = field(default_factory=list)
+    undo: list[dict[str, Any]] = field(default_factory=list)
 
 
 def tag_key(tag: str) -> str:
@@ -95,50 +109,90 @@ class RepoIndex:
             "totalSize": len(manifest.body) + manifest.layers_size() + sum(c.size for c in manifest.children),
         })
 
-    def put_manifest(self, repo: str, manifest: Manifest, platforms: list[dict[str, str]], tag: str | None, use_ops: list[dict[str, Any]]) -> None:
-        """Index a new manifest with its tag, catalog count, referrer entry and uses of what it refers to, atomically.
+    def put_manifest(
+        self, repo: str, manifest: Manifest, platforms: list[dict[str, str]], tag: str | None, uses: Uses | None = None, tag_rule: TagRule = "any"
+    ) -> None:
+        """Index a manifest with its tag, catalog count, referrer entry and uses of what it refers to, atomically.
 
-        use_ops (the blob links' use counts) fail the transaction if GC took a blob meanwhile:
-        the manifest is then refused. Re-pushing a stored digest only moves the tag.
+        The uses fail the transaction if GC took a blob meanwhile: the manifest is then refused.
+        Re-pushing a stored digest only moves the tag. tag_rule is the caller's permission, checked
+        by the tag write's own condition so no concurrent push can turn a create into an update.
         """
-        item = self.manifest_item(repo, manifest, platforms)
-        tag_ops = [self.table.op_put(self._tag_item(repo, tag, item))] if tag else []
+        item = self.manifest_item(repo, manifest, platforms) | ({"tagged": 1} if tag else {})
+        children = [str(c.digest) for c in manifest.children]
+        uses = uses or Uses()
+        uses = Uses(uses.add + self.child_use_ops(repo, children), uses.undo + self.child_release_ops(repo, children))
+        for _ in range(PUT_ATTEMPTS):
+            if self._insert(repo, manifest, item, tag, uses, tag_rule):
+                return
+            if tag is None or self._retag(repo, item, tag, tag_rule):
+                return
+        raise TooManyRequests("the manifest is being deleted and pushed at once; retry", headers={"Retry-After": "1"})
+
+    def _insert(self, repo: str, manifest: Manifest, item: dict[str, Any], tag: str | None, uses: Uses, tag_rule: TagRule) -> bool:
+        """The first push of a digest; False when it is stored already (the caller then only moves the tag)."""
         operations = [
             self.table.op_put(item, "attribute_not_exists(#k)", names={"#k": "key"}),
             self.table.op_update((CATALOG, repo), "ADD manifests :one SET updated = :now", {":one": 1, ":now": item["pushed"]}),
-            *tag_ops,
         ]
+        if tag:
+            operations.append(self._tag_op(repo, tag, item, tag_rule))
         if manifest.subject:
             operations.append(self.table.op_put(self._referrer_item(repo, manifest, item)))
-        references = use_ops + self.child_use_ops(repo, [str(c.digest) for c in manifest.children])
-        if len(operations) + len(references) > TRANSACTION_LIMIT:
-            self._put_large(repo, operations, references, tag_ops)
-            return
-        reasons = self.table.transact(operations + references)
+        room = TRANSACTION_LIMIT - len(operations)
+        counted, inline = (uses.add[:-room] if room < len(uses.add) else []), uses.add[-room:] if room else []
+        if counted and self.table.get(repo, manifest_key(str(manifest.digest))) is not None:
+            return False
+        self._count_ahead(counted, uses.undo[: len(counted)])
+        reasons = self.table.transact(operations + inline)
         if reasons is None:
-            return
+            return True
+        self._undo(uses.undo[: len(counted)])
         if reasons[0] == "ConditionalCheckFailed":
-            if tag_ops:
-                self.table.transact(tag_ops)
-            return
+            return False
+        if tag and reasons[2] == "ConditionalCheckFailed":
+            raise TagRefused(tag)
         raise ManifestBlobUnknown("a blob or manifest it refers to was removed meanwhile; push them again")
 
-    def _put_large(self, repo: str, operations: list[dict[str, Any]], references: list[dict[str, Any]], tag_ops: list[dict[str, Any]]) -> None:
-        """Over DynamoDB's 100 items a transaction: count uses first (over-counting only keeps blobs longer)."""
-        if self.table.get(repo, operations[0]["Put"]["Item"]["key"]["S"]) is not None:
-            if tag_ops:
-                self.table.transact(tag_ops)
-            return
-        for start in range(0, len(references), TRANSACTION_LIMIT):
-            if self.table.transact(references[start : start + TRANSACTION_LIMIT]) is not None:
+    def _count_ahead(self, add: list[dict[str, Any]], undo: list[dict[str, Any]]) -> None:
+        """Over DynamoDB's 100 items a transaction, uses beyond the last batch are counted first.
+
+        A refusal takes them back, so nothing stays counted for a manifest that was not stored; only
+        a crash in between leaves a count too high, which keeps a blob longer and never loses one.
+        """
+        for start in range(0, len(add), TRANSACTION_LIMIT):
+            if self.table.transact(add[start : start + TRANSACTION_LIMIT]) is not None:
+                self._undo(undo[:start])
                 raise ManifestBlobUnknown("a blob or manifest it refers to was removed meanwhile; push them again")
-        if self.table.transact(operations) is not None and tag_ops:
-            self.table.transact(tag_ops)
+
+    def _undo(self, undo: list[dict[str, Any]]) -> None:
+        for start in range(0, len(undo), TRANSACTION_LIMIT):
+            self.table.transact(undo[start : start + TRANSACTION_LIMIT])
+
+    def _retag(self, repo: str, item: dict[str, Any], tag: str, tag_rule: TagRule) -> bool:
+        """Point a tag at a stored manifest; False when the manifest went meanwhile (the caller inserts it again)."""
+        marked = self.table.op_update((repo, str(item["key"])), "ADD tagged :one", {":one": 1}, "attribute_exists(mediaType)")
+        reasons = self.table.transact([self._tag_op(repo, tag, item, tag_rule), marked])
+        if reasons is None:
+            return True
+        if reasons[0] == "ConditionalCheckFailed":
+            raise TagRefused(tag)
+        return False
+
+    def _tag_op(self, repo: str, tag: str, item: dict[str, Any], tag_rule: TagRule) -> dict[str, Any]:
+        """The tag write, conditional on what the caller may do: create (absent, or already this digest) or update (present)."""
+        condition = {"any": None, "create": "attribute_not_exists(#k) OR digest = :d", "update": "attribute_exists(#k)"}[tag_rule]
+        values = {":d": item["key"][2:]} if tag_rule == "create" else None
+        return self.table.op_put(self._tag_item(repo, tag, item), condition, values, names={"#k": "key"} if condition else None)
 
     def child_use_ops(self, repo: str, children: list[str]) -> list[dict[str, Any]]:
         """An index keeps its child manifests: GC removes a manifest only while no index uses it."""
         condition = "attribute_exists(mediaType)"
         return [self.table.op_update((repo, manifest_key(d)), "ADD uses :one", {":one": 1}, condition) for d in dict.fromkeys(children)]
+
+    def child_release_ops(self, repo: str, children: list[str]) -> list[dict[str, Any]]:
+        condition = "attribute_exists(mediaType)"
+        return [self.table.op_update((repo, manifest_key(d)), "ADD uses :minus", {":minus": -1}, condition) for d in dict.fromkeys(children)]
 
     def release_children(self, repo: str, children: list[str]) -> None:
         for digest in dict.fromkeys(children):

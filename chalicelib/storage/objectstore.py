@@ -11,6 +11,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib.spec.errors import TooManyRequests
+from chalicelib.storage.retries import ATTEMPTS, backoff
+
 _MISSING = {"NoSuchKey", "404", "NotFound", "NoSuchUpload"}
 STREAM_CHUNK = 1 << 20
 
@@ -49,15 +52,23 @@ class ObjectStore:
         return self.prefix + key
 
     def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream", if_absent: bool = False) -> bool:
-        """Write an object; with if_absent, S3 decides a race and False means someone else's won."""
+        """Write an object; with if_absent, S3 decides a race and False means someone else's won.
+
+        S3 answers 409 ConditionalRequestConflict while another conditional write of the key is in
+        flight: that says nothing about who wins, so the write is tried again until S3 decides.
+        """
         extra = {"IfNoneMatch": "*"} if if_absent else {}
-        try:
-            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type, **extra)
-        except ClientError as exc:
-            if if_absent and _code(exc) in {"PreconditionFailed", "ConditionalRequestConflict"}:
-                return False
-            raise
-        return True
+        for attempt in range(ATTEMPTS):
+            try:
+                self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type, **extra)
+                return True
+            except ClientError as exc:
+                if if_absent and _code(exc) == "PreconditionFailed":
+                    return False
+                if _code(exc) != "ConditionalRequestConflict":
+                    raise
+            backoff(attempt)
+        raise TooManyRequests("another write of the same object is in progress; retry", headers={"Retry-After": "1"})
 
     def get(self, key: str) -> bytes | None:
         try:

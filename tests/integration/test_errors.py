@@ -86,7 +86,7 @@ def test_manifest_errors(registry: RunningRegistry, repo: str) -> None:
         b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",'
         b'"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"' + MISSING.encode() + b'","size":2},"layers":[]}'
     )
-    assert_error(registry("PUT", f"/v2/{repo}/manifests/v1", data=dangling, headers=headers), 404, "MANIFEST_BLOB_UNKNOWN")
+    assert_error(registry("PUT", f"/v2/{repo}/manifests/v1", data=dangling, headers=headers), 400, "MANIFEST_BLOB_UNKNOWN")
     assert_error(registry("PUT", f"/v2/{repo}/manifests/{MISSING}", data=dangling, headers=headers), 400, "DIGEST_INVALID")
 
 

@@ -240,7 +240,7 @@ def test_gc_racing_pushes_never_loses_a_referenced_blob(atomic_aws, aws, config)
                 manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": descriptors[0], "layers": descriptors[1:]}
                 response = client("PUT", f"/v2/race/app{worker}/manifests/r{round_}", json.dumps(manifest).encode(), {"Content-Type": OCI_MANIFEST})
                 if response.status != 201:
-                    assert response.status == 404 and json.loads(response.body_bytes())["errors"][0]["code"] == "MANIFEST_BLOB_UNKNOWN"
+                    assert response.status == 400 and json.loads(response.body_bytes())["errors"][0]["code"] == "MANIFEST_BLOB_UNKNOWN"
                     refused.append(round_)
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)

@@ -45,14 +45,14 @@ def test_missing_blobs_are_refused(client):
     document = image(client, "team/app")
     document["layers"].append({"mediaType": LAYER, "digest": sha256(b"never pushed"), "size": 12})
     response = put(client, "team/app", "1.0", document)
-    assert response.status == 404 and error_code(response) == "MANIFEST_BLOB_UNKNOWN"
+    assert response.status == 400 and error_code(response) == "MANIFEST_BLOB_UNKNOWN"
     assert client("GET", "/v2/team/app/manifests/1.0").status == 404
 
 
 def test_blob_in_another_repository_does_not_count(client):
     document = image(client, "team/app")
     response = put(client, "other/app", "1.0", document)
-    assert response.status == 404 and error_code(response) == "MANIFEST_BLOB_UNKNOWN"
+    assert response.status == 400 and error_code(response) == "MANIFEST_BLOB_UNKNOWN"
 
 
 @pytest.mark.parametrize(
@@ -151,7 +151,7 @@ def test_index_requires_its_children(client):
     assert put(client, "team/app", "multi", index, OCI_INDEX).status == 201
     index["manifests"].append({"mediaType": OCI_MANIFEST, "digest": sha256(b"absent"), "size": 3})
     response = put(client, "team/app", "broken", index, OCI_INDEX)
-    assert response.status == 404 and error_code(response) == "MANIFEST_BLOB_UNKNOWN"
+    assert response.status == 400 and error_code(response) == "MANIFEST_BLOB_UNKNOWN"
 
 
 def test_docker_manifest_and_list(client):
