@@ -58,7 +58,7 @@ class GarbageCollector:
         if self.storage.readOnly or not self.storage.gc:
             report.skipped = "read-only storage" if self.storage.readOnly else "storage.gc is off"
         else:
-            for phase in (self._retention, self._links, self._shared, self._uploads):
+            for phase in (self._retention, self._empty_repositories, self._links, self._shared, self._uploads):
                 if self._out_of_time():
                     report.complete = False
                     break
@@ -102,9 +102,11 @@ class GarbageCollector:
             if report.dry_run:
                 report.count(report.deleted, "manifests", len(decision.manifests))
                 return
+            registry, seen = self.service.registry, {t.name: t.digest for t in tags}
+            tagged = {m.digest: m.tagged for m in manifests}
             for tag in decision.tags:
-                self.service.registry.delete_manifest(repo, tag)
-            removed = [d for d in decision.manifests if self.service.registry.remove_manifest(repo, Digest.parse(d), only_unused=True)]
+                registry.remove_tag(repo, tag, seen[tag])
+            removed = [d for d in decision.manifests if registry.remove_unused_manifest(repo, Digest.parse(d), tagged[d])]
             report.count(report.deleted, "manifests", len(removed))
             if not removed and not decision.tags:
                 return
@@ -112,9 +114,22 @@ class GarbageCollector:
     def _facts(self, repo: str) -> tuple[list[ManifestFacts], list[TagFacts]]:
         index = self.service.index
         manifest_items, tag_items = index.repository_items(repo)
-        manifests = [ManifestFacts(str(i["key"])[2:], int(i["pushed"]), int(i.get("uses", 0)), i.get("subject")) for i in manifest_items]
+        manifests = [
+            ManifestFacts(str(i["key"])[2:], int(i["pushed"]), int(i.get("uses", 0)), i.get("subject"), int(i.get("tagged", 0))) for i in manifest_items
+        ]
         tags = [TagFacts(str(i["key"])[2:], str(i["digest"]), int(i["pushed"])) for i in tag_items]
         return manifests, tags
+
+    def _empty_repositories(self, report: GcReport) -> None:
+        """A repository whose last manifest was deleted stays listed (tags/list answers 200 []) until gcDelay passes."""
+        cutoff = int(self.clock() - self.storage.gcDelay)
+        index = self.service.index
+        for repo in index.empty_repositories(cutoff):
+            if not self.service.owns(repo):
+                continue
+            report.count(report.examined, "empty_repositories")
+            if report.dry_run or index.forget_repository(repo, cutoff):
+                report.count(report.deleted, "repositories")
 
     # Blobs
 

@@ -22,6 +22,7 @@ class ManifestFacts:
     pushed: int
     uses: int = 0  # indexes in the repository that refer to it
     subject: str | None = None
+    tagged: int = 0  # tag writes so far: GC's delete is conditional on it, so a tag written after this read saves it
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from chalicelib.storage.blobs import BlobLocation
 ROUTED = (
     "read_only", "blob_url", "blob_bytes", "check_blob", "blob", "delete_blob", "start_upload", "upload_monolithic",
     "upload_status", "append_upload", "finish_upload", "cancel_upload", "put_manifest", "get_manifest", "head_manifest",
-    "delete_manifest", "remove_manifest", "tags", "referrers",
+    "delete_manifest", "remove_unused_manifest", "remove_tag", "tags", "referrers",
 )  # fmt: skip
 
 

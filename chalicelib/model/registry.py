@@ -5,10 +5,11 @@ This is the registry model: it raises the spec's errors and knows nothing of HTT
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from chalicelib.model.access import ANONYMOUS, Caller
 from chalicelib.spec.errors import (
@@ -18,6 +19,7 @@ from chalicelib.spec.errors import (
     ManifestUnknown,
     NameUnknown,
     RangeInvalid,
+    RegistryError,
 )
 from chalicelib.spec.manifests import IMAGE_CONFIG_TYPES, Manifest, parse_manifest, platform_of_config
 from chalicelib.spec.references import Digest, is_tag
@@ -26,6 +28,7 @@ from chalicelib.storage.index import RepoIndex, StoredManifest, TagRefused, TagR
 from chalicelib.storage.objectstore import ObjectStore
 from chalicelib.storage.uploads import BlobWriter, CommittedBlob, SessionTable, UploadSession
 
+log = logging.getLogger("zotless.registry")
 CONFIG_READ_LIMIT = 1 << 20  # configs larger than this are not read for platform facts
 
 
@@ -197,28 +200,42 @@ class Registry:
                 raise ManifestUnknown(detail={"tag": reference})
             self.store.delete(tag_object_key(repo, reference))
             return
-        if not self.remove_manifest(repo, Digest.parse(reference)):
+        digest = Digest.parse(reference)
+        dropped = self.index.drop_manifest(repo, str(digest))
+        if dropped is None:
             raise ManifestUnknown(detail={"digest": reference})
+        self.store.delete(*[tag_object_key(repo, t) for t in dropped.tags])
+        self._release(repo, digest, dropped.item)
 
-    def remove_manifest(self, repo: str, digest: Digest, only_unused: bool = False) -> bool:
-        """Delete a manifest and its tags, then release the blobs and child manifests it used.
-
-        GC passes only_unused: a manifest that an index in the repository uses is then kept.
-        """
-        stored = self.index.manifest(repo, str(digest))
-        if stored is None:
+    def remove_unused_manifest(self, repo: str, digest: Digest, tagged: int) -> bool:
+        """GC's delete: only while no index uses the manifest and no tag was written since GC read `tagged`."""
+        item = self.index.drop_unused_manifest(repo, str(digest), tagged)
+        if item is None:
             return False
-        body = stored.body if stored.body is not None else self.store.get(manifest_object_key(repo, str(digest)))
-        tags = self.index.tags_of(repo, str(digest))
-        self.store.delete(*[tag_object_key(repo, t) for t in tags])
-        if not self.index.delete_manifest(repo, str(digest), tags, stored.subject, only_unused):
-            return False
-        self.store.delete(manifest_object_key(repo, str(digest)))
-        if body is not None:
-            manifest = parse_manifest(body, stored.media_type, digest.algorithm)
-            self.blobs.release(repo, manifest.required_blobs())
-            self.index.release_children(repo, [str(c.digest) for c in manifest.children])
+        self._release(repo, digest, item)
         return True
+
+    def remove_tag(self, repo: str, tag: str, digest: str) -> bool:
+        """GC's untag: only while the tag still points where GC saw it."""
+        if not self.index.delete_tag(repo, tag, digest):
+            return False
+        self.store.delete(tag_object_key(repo, tag))
+        return True
+
+    def _release(self, repo: str, digest: Digest, item: dict[str, Any]) -> None:
+        """After the index let a manifest go: delete its object, then release the blobs and child manifests it used."""
+        key = manifest_object_key(repo, str(digest))
+        body = item.get("body") or self.store.get(key)
+        self.store.delete(key)
+        if not body:
+            return
+        try:
+            manifest = parse_manifest(body, str(item.get("mediaType")), digest.algorithm)
+        except RegistryError as error:  # stored before today's limits: its uses stay counted (kept longer, never lost)
+            log.warning("manifest %s@%s was deleted but its references cannot be read: %s", repo, digest, error.message)
+            return
+        self.blobs.release(repo, manifest.required_blobs())
+        self.index.release_children(repo, [str(c.digest) for c in manifest.children])
 
     def _stored_manifest(self, repo: str, reference: str) -> StoredManifest:
         by_tag = is_tag(reference)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -35,6 +36,14 @@ TagRule = Literal["any", "create", "update"]
 
 class TagRefused(Exception):
     """The tag exists (or not) contrary to what the caller may do; the model turns it into the caller's refusal."""
+
+
+@dataclass(frozen=True)
+class DroppedManifest:
+    """What a client's delete removed: the manifest's item (its body, subject, children) and its tags."""
+
+    item: dict[str, Any]
+    tags: list[str]
 
 
 @dataclass(frozen=True)
@@ -213,34 +222,69 @@ class RepoIndex:
         items = self.table.batch_get([(repo, manifest_key(d)) for d in set(digests)])
         return {str(i["key"])[2:] for i in items}
 
-    def delete_tag(self, repo: str, tag: str) -> bool:
-        return self.table.delete(repo, tag_key(tag), condition="attribute_exists(#k)", names={"#k": "key"})
+    def delete_tag(self, repo: str, tag: str, digest: str | None = None) -> bool:
+        """False when the tag is absent, or (given digest) points elsewhere now: GC never removes a tag a client moved."""
+        condition, values = ("attribute_exists(#k)", None) if digest is None else ("digest = :d", {":d": digest})
+        return self.table.delete(repo, tag_key(tag), condition=condition, values=values, names={"#k": "key"} if digest is None else None)
 
     def tags_of(self, repo: str, digest: str) -> list[str]:
         """Tags pointing to a digest: a walk over the repository's tags."""
         return [str(i["key"])[2:] for i in self.table.query(repo, "t#") if i.get("digest") == digest]
 
-    def delete_manifest(self, repo: str, digest: str, tags: list[str], subject: str | None, only_unused: bool = False) -> bool:
-        """Drop a manifest (read by the caller, who passes its subject) with the tags that point to it.
+    def drop_manifest(self, repo: str, digest: str) -> DroppedManifest | None:
+        """A client's delete by digest: the manifest and every tag pointing to it; None when it is not there.
 
-        False when it was not there (or, for GC, is in use).
+        A tag written while the tags are removed bumps the manifest's `tagged` count, which the
+        manifest's delete is conditional on: the walk is then repeated, so no tag is left dangling.
         """
-        keys = [tag_key(t) for t in tags]
-        for start in range(0, len(keys), TRANSACTION_LIMIT):
-            self.table.transact([self.table.op_delete((repo, key), "digest = :d", {":d": digest}) for key in keys[start : start + TRANSACTION_LIMIT]])
-        condition, values = "attribute_exists(mediaType)", None
+        for _ in range(PUT_ATTEMPTS):
+            item = self.table.get(repo, manifest_key(digest))
+            if item is None:
+                return None
+            tags = self.tags_of(repo, digest)
+            for tag in tags:
+                self.delete_tag(repo, tag, digest)
+            if self._drop(repo, digest, item, only_unused=False):
+                return DroppedManifest(item, tags)
+        raise TooManyRequests("the manifest is being tagged while it is deleted; retry", headers={"Retry-After": "1"})
+
+    def drop_unused_manifest(self, repo: str, digest: str, tagged: int) -> dict[str, Any] | None:
+        """GC's delete: only while no index uses it and no tag was written since GC read it (tagged unchanged)."""
+        item = self.table.get(repo, manifest_key(digest))
+        if item is None or int(item.get("tagged", 0)) != tagged:
+            return None
+        return item if self._drop(repo, digest, item, only_unused=True) else None
+
+    def delete_manifest(self, repo: str, digest: str, tags: list[str] | None = None, subject: str | None = None) -> bool:
+        """Drop a manifest with the tags that point to it; False when it was not there."""
+        return self.drop_manifest(repo, digest) is not None
+
+    def _drop(self, repo: str, digest: str, item: dict[str, Any], only_unused: bool) -> bool:
+        """Delete the manifest item, its catalog count and referrer entry, if its tag count is what was read."""
+        tagged = item.get("tagged")
+        condition = "attribute_exists(mediaType) AND " + ("attribute_not_exists(tagged)" if tagged is None else "tagged = :tagged")
+        values: dict[str, Any] = {} if tagged is None else {":tagged": tagged}
         if only_unused:
-            condition, values = condition + " AND (attribute_not_exists(uses) OR uses <= :zero)", {":zero": 0}
+            condition += " AND (attribute_not_exists(uses) OR uses <= :zero)"
+            values[":zero"] = 0
         operations = [
-            self.table.op_delete((repo, manifest_key(digest)), condition, values),
-            self.table.op_update((CATALOG, repo), "ADD manifests :minus", {":minus": -1}),
+            self.table.op_delete((repo, manifest_key(digest)), condition, values or None),
+            self.table.op_update((CATALOG, repo), "ADD manifests :minus SET updated = :now", {":minus": -1, ":now": int(time.time())}),
         ]
-        if subject:
-            operations.append(self.table.op_delete((repo, referrer_key(subject, digest))))
-        if self.table.transact(operations) is not None:
-            return False
-        self.table.delete(CATALOG, repo, condition="manifests <= :zero", values={":zero": 0})
-        return True
+        if item.get("subject"):
+            operations.append(self.table.op_delete((repo, referrer_key(str(item["subject"]), digest))))
+        return self.table.transact(operations) is None
+
+    def empty_repositories(self, updated_before: int) -> Iterator[str]:
+        """Repositories whose last manifest went before a time: GC takes them out of the catalog."""
+        for item in self.table.query(CATALOG):
+            if int(item.get("manifests", 0)) <= 0 and int(item.get("updated", 0)) < updated_before:
+                yield str(item["key"])
+
+    def forget_repository(self, repo: str, updated_before: int) -> bool:
+        """Remove an emptied repository from the catalog unless a push arrived meanwhile."""
+        condition = "manifests <= :zero AND updated < :before"
+        return self.table.delete(CATALOG, repo, condition=condition, values={":zero": 0, ":before": updated_before})
 
     def repository_items(self, repo: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """A repository's manifest and tag items, from one walk over its partition (retention, scrub)."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 
+from chalicelib.lifecycle.gc import GarbageCollector
 from tests.conftest import error_code
 
 
@@ -54,8 +56,24 @@ def test_catalog_paginated(client):
     assert "Link" not in rest.headers
 
 
-def test_repository_leaves_catalog_with_its_last_manifest(client):
+def test_an_emptied_repository_answers_tags_list_until_gc_forgets_it(client, service):
+    """distribution answers 200 with no tags for an emptied repository (skopeo list-tags relies on it); GC drops it after gcDelay."""
     digest, _ = client.push_image("gone/app", "1", [b"x"])
     client.push_image("kept/app", "1", [b"x"])
-    client("DELETE", f"/v2/gone/app/manifests/{digest}")
+    assert client("DELETE", f"/v2/gone/app/manifests/{digest}").status == 202
+    emptied = client("GET", "/v2/gone/app/tags/list")
+    assert emptied.status == 200 and json.loads(emptied.body_bytes()) == {"name": "gone/app", "tags": []}
+    assert json.loads(client("GET", "/v2/_catalog").body_bytes())["repositories"] == ["gone/app", "kept/app"]
+    assert GarbageCollector(service).run().deleted.get("repositories", 0) == 0  # within gcDelay: still listed
+    report = GarbageCollector(service, clock=lambda: time.time() + 2 * 3600).run()
+    assert report.deleted["repositories"] == 1
     assert json.loads(client("GET", "/v2/_catalog").body_bytes())["repositories"] == ["kept/app"]
+    assert error_code(client("GET", "/v2/gone/app/tags/list")) == "NAME_UNKNOWN"
+
+
+def test_a_push_into_an_emptied_repository_keeps_it(client, service):
+    digest, _ = client.push_image("team/app", "1", [b"x"])
+    client("DELETE", f"/v2/team/app/manifests/{digest}")
+    client.push_image("team/app", "2", [b"y"])
+    assert GarbageCollector(service, clock=lambda: time.time() + 2 * 3600).run().deleted.get("repositories", 0) == 0
+    assert tags_page(client) == (["2"], None)
