@@ -91,11 +91,16 @@ class Faults:
 
         The action returns True when it acted; it then stays quiet for the rest of the test.
         """
-        state = {"done": False}
+        state = {"done": False, "acting": False}
 
         def handler(parsed: dict[str, Any], event_name: str, **_: Any) -> None:
-            if not state["done"] and event_name.rsplit(".", 1)[-1] == operation:
+            if state["done"] or state["acting"] or event_name.rsplit(".", 1)[-1] != operation:
+                return
+            state["acting"] = True  # the action's own calls must not trigger it again
+            try:
                 state["done"] = bool(action(parsed))
+            finally:
+                state["acting"] = False
 
         self._after.append(handler)
 

@@ -173,7 +173,7 @@ class GarbageCollector:
                 report.count(report.deleted, "upload_sessions")
         for pending in store.pending_uploads("_data/"):
             report.count(report.examined, "multipart_uploads")
-            if pending.initiated < cutoff:
+            if pending.initiated < cutoff and not sessions.exists(pending.key.removeprefix("_data/")):
                 report.count(report.deleted, "multipart_uploads")
                 if not report.dry_run:
                     store.abort_multipart(pending.key, pending.upload_id)

@@ -119,7 +119,8 @@ class Registry:
         writer = BlobWriter(self.store, session)
         try:
             before = session.offset
-            writer.append(body)
+            with self.sessions.holding(session):
+                writer.append(body)
             if length is not None and session.offset - before != length:
                 raise RangeInvalid("chunk length does not match Content-Range")
         except BaseException:
@@ -130,7 +131,8 @@ class Registry:
 
     def finish_upload(self, repo: str, session_id: str, body: BinaryIO, digest: Digest, start: int | None) -> BlobLocation:
         session = self.sessions.claim(repo, session_id, expected_offset=start)
-        return self._finish(session, body, digest)
+        with self.sessions.holding(session):
+            return self._finish(session, body, digest)
 
     def cancel_upload(self, repo: str, session_id: str) -> None:
         session = self.sessions.claim(repo, session_id)

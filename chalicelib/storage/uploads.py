@@ -9,11 +9,13 @@ conditional write (a lease), so of two requests racing on one session exactly on
 from __future__ import annotations
 
 import re
+import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -27,7 +29,8 @@ PART_SIZE = 8 << 20
 PARTS_IN_FLIGHT = 6
 HELD_BACK = PART_SIZE + MIN_PART  # a part is sent only when a minimum part would still be left over
 INLINE_LIMIT = 64 * 1024  # staged bytes kept inside the DynamoDB session item
-LEASE_SECONDS = 900  # a Lambda runs at most 15 minutes
+LEASE_SECONDS = 60  # a request that dies holding a session blocks its retries this long at most
+RENEW_EVERY = LEASE_SECONDS / 3  # a request still streaming keeps its lease
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -126,6 +129,25 @@ class SessionTable:
         if updated is None:
             raise RangeInvalid("upload session was taken over by another request")
 
+    @contextmanager
+    def holding(self, session: UploadSession) -> Iterator[None]:
+        """Renew the lease while a long request streams; a request killed mid-way lets it lapse within LEASE_SECONDS."""
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(RENEW_EVERY):
+                values = {":me": session.lease, ":until": int(time.time()) + LEASE_SECONDS}
+                if self.table.update((session.id, None), "SET lease_until = :until", values, "lease = :me") is None:
+                    return
+
+        renewer = threading.Thread(target=renew, name=f"lease-{session.id[:8]}", daemon=True)
+        renewer.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            renewer.join()
+
     def release(self, session: UploadSession) -> None:
         self.table.update((session.id, None), "REMOVE lease, lease_until", {":me": session.lease}, "lease = :me")
 
@@ -136,6 +158,10 @@ class SessionTable:
         """Sessions older than the upload TTL (DynamoDB's TTL deletes items late, and never their S3 parts)."""
         for item in self.table.scan("created < :before", {":before": int(created_before)}):
             yield self._session(item)
+
+    def exists(self, session_id: str) -> bool:
+        """Whether a session still owns its multipart upload: GC aborts only uploads no session holds."""
+        return _SESSION_ID.match(session_id) is not None and self.table.get(session_id) is not None
 
     def delete_if_idle(self, session: UploadSession) -> bool:
         """Remove an expired session unless a request holds its lease right now."""
