@@ -1,7 +1,7 @@
 """Garbage collection over a registry of 10,000 manifests: time and AWS calls per run.
 
 Pushes N images (unique config, one shared layer) across R repositories through the core on an
-in-process moto (with bench/moto_transactions.py, so a transaction costs what it touches), makes
+in-process moto (with chalicelib/adapters/motoserver.py's item rollback, so a transaction costs what it touches), makes
 about 1% eligible (deleted manifests, orphan uploads), then times three GC runs, counting S3 and DynamoDB calls by operation with botocore event hooks:
   1. the run that collects, 2. an idle run right after (nothing eligible),
   3. an idle run with retention policies matching no repository (blob phases only).
@@ -27,7 +27,7 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 from moto import mock_aws
 
-from bench.moto_transactions import install as install_fast_transactions
+from chalicelib.adapters.motoserver import install_item_rollback as install_fast_transactions
 from chalicelib.api.service import Service, build_service
 from chalicelib.config.schema import Config, Retention
 from chalicelib.lifecycle.gc import GarbageCollector

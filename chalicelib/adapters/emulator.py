@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import http.client
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -59,12 +58,8 @@ def free_port(host: str = HOST) -> int:
 
 
 def moto_command() -> list[str]:
-    """Prefer the venv's moto_server script next to this interpreter; fall back to running the module."""
-    script = Path(sys.executable).with_name("moto_server")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("moto_server")
-    return [found] if found else [sys.executable, "-m", "moto.server"]
+    """moto's server behind our atomicity wrapper (adapters/motoserver.py), in this interpreter."""
+    return [sys.executable, "-m", "chalicelib.adapters.motoserver"]
 
 
 def start_moto(log_path: str | Path | None = None, timeout: float = START_TIMEOUT, attempts: int = 3) -> MotoEmulator:

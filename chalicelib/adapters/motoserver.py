@@ -1,0 +1,123 @@
+"""moto's server with the atomicity DynamoDB and S3 promise: the embedded emulator `zotless serve` starts.
+
+moto applies TransactWriteItems by deep-copying every table the transaction names and, when a
+condition fails, putting those copies back: every write other requests made to the tables
+meanwhile is undone. Its conditional writes also check, then write, in two steps. A registry served
+by several threads (or processes) on one emulator therefore lost acknowledged manifests when a
+failing GC transaction rolled a table back over a push that had just succeeded. DynamoDB and S3
+apply each request atomically, so this server does too: DynamoDB requests and S3 conditional
+writes run one at a time, and a failed transaction restores only the items it named (the same
+outcome at the cost of the items, not the tables). Plain S3 reads and writes still run in parallel.
+
+Run as `python -m chalicelib.adapters.motoserver -H HOST -p PORT`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+from unittest import mock
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+Saved = list[tuple[Any, Any, Any, Any]]
+
+
+class Atomic:
+    """WSGI middleware: one request at a time for DynamoDB and for S3 writes with If-Match/If-None-Match."""
+
+    def __init__(self, app: WsgiApp) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not serialised(environ):
+            return self.app(environ, start_response)
+        with self.lock:
+            result = self.app(environ, start_response)
+            try:
+                return [b"".join(result)]  # the whole answer is made while the lock is held
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+
+
+def serialised(environ: dict[str, Any]) -> bool:
+    if str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB_"):
+        return True
+    conditional = "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MATCH" in environ
+    return conditional and environ.get("REQUEST_METHOD") in ("PUT", "POST", "DELETE")
+
+
+def _touched(backend: Any, transact_items: list[dict[str, Any]]) -> Saved:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    saved = []
+    for entry in transact_items:
+        op = next(iter(entry.values()))
+        table = backend.tables.get(op.get("TableName"))
+        if table is None:
+            continue
+        key = op.get("Key") or op["Item"]
+        hash_value = DynamoType(key[table.hash_key_attr])
+        range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+        saved.append((table, hash_value, range_value, copy.deepcopy(table.get_item(hash_value, range_value))))
+    return saved
+
+
+def _restore(saved: Saved) -> None:
+    for table, hash_value, range_value, item in reversed(saved):
+        bucket = table.items[hash_value] if range_value is not None else table.items
+        slot = range_value if range_value is not None else hash_value
+        if item is None:
+            bucket.pop(slot, None)
+        else:
+            bucket[slot] = item
+
+
+def install_item_rollback() -> None:
+    """A failed transaction restores the items it named instead of whole tables (O(items), not O(table))."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    original = DynamoDBBackend.transact_write_items
+    if getattr(original, "item_rollback", False):
+        return
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        saved = _touched(self, transact_items)
+        tables = dict(self.tables)
+        with mock.patch("moto.dynamodb.models.copy.deepcopy", lambda value: value):
+            try:
+                original(self, transact_items)
+            except Exception:
+                self.tables.update(tables)
+                _restore(saved)
+                raise
+
+    transact_write_items.item_rollback = True  # type: ignore[attr-defined]
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
+def main(argv: list[str] | None = None) -> None:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import run_simple
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=int(os.environ.get("MOTO_PORT", 5000)))
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop() asks politely; exit as moto's own server does
+    install_item_rollback()
+    app = Atomic(DomainDispatcherApplication(create_backend_app))
+    run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+
+
+if __name__ == "__main__":
+    main()
