@@ -167,3 +167,28 @@ def test_a_hostile_image_config_never_fails_the_push(client, service, config_byt
     response = client("PUT", f"/v2/{REPO}/manifests/v1", body, {"Content-Type": OCI_MANIFEST})
     assert response.status == 201, response.body_bytes()
     assert service.index.manifest_details(REPO, sha256(body)).get("platforms") == ([platform] if platform else None)
+
+
+# Objects already in S3 that the index cannot hold
+
+
+def test_rebuild_and_scrub_skip_and_report_objects_the_index_cannot_hold(client, service):
+    from chalicelib.lifecycle.rebuild import rebuild_index
+    from chalicelib.lifecycle.scrub import Scrubber
+    from chalicelib.model.registry import manifest_object_key
+    from tests.unit.test_rebuild import wipe_tables
+
+    good, _ = client.push_image(REPO, "1.0", [b"layer"])
+    deep = json.dumps(image(client, annotations={"deep": nested(800)})).encode()
+    bad = {sha256(body): body for body in (deep, b"[" * 10_000 + b"]" * 10_000, json.dumps(image(client)).replace("[]", "[NaN]").encode())}
+    for digest, body in bad.items():
+        service.store.put(manifest_object_key(REPO, digest), body)
+    wipe_tables(service)
+
+    report = rebuild_index(service)
+
+    assert sorted(p.split(": ")[0] for p in report.problems) == sorted(f"{REPO}@{d}" for d in bad)
+    assert client("GET", f"/v2/{REPO}/manifests/1.0").headers["Docker-Content-Digest"] == good
+    scrubber = Scrubber(service)
+    corrupt = {f.digest for f in scrubber.run([REPO]) if f.problem == "corrupt"}
+    assert corrupt == set(bad)
