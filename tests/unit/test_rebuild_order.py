@@ -163,3 +163,28 @@ def test_repair_of_an_over_counted_manifest_lets_its_blobs_go_once_deleted(aws, 
     assert client("DELETE", f"/v2/{REPO}/manifests/{digest}").status == 202
     gc = collect(service, hours=2 / HOUR)
     assert gc.deleted.get("blob_links") == 2 and client("HEAD", f"/v2/{REPO}/blobs/{sha256(b'layer')}").status == 404
+
+
+def test_rebuild_index_command_creates_deleted_tables(client, service, tmp_path):
+    """As `serve` does; but a missing bucket is an error, never replaced by an empty one."""
+    from click.testing import CliRunner
+
+    from chalicelib.cli.commands import main
+    from chalicelib.storage.aws import table_definitions
+
+    digest, _ = client.push_image(REPO, "1.0", [b"layer"])
+    for definition in table_definitions(service.config):
+        service.index.table.client.delete_table(TableName=definition["TableName"])
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text(service.config.model_copy(deep=True).model_dump_json().replace('"zotless-test"', '"no-such-bucket"'))
+    missing = CliRunner().invoke(main, ["rebuild-index", "--config", str(elsewhere)])
+    assert missing.exit_code == 1 and "no-such-bucket" in missing.output
+    assert "no-such-bucket" not in [b["Name"] for b in service.store.client.list_buckets()["Buckets"]]
+    path = tmp_path / "config.json"
+    path.write_text(service.config.model_dump_json())
+
+    result = CliRunner().invoke(main, ["rebuild-index", "--config", str(path)])
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.strip().splitlines()[-1])["manifests"] == 1
+    assert client("GET", f"/v2/{REPO}/manifests/1.0").headers["Docker-Content-Digest"] == digest
