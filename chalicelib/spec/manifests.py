@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import array
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -31,7 +32,8 @@ MAX_MANIFEST_SIZE = 4 << 20
 MAX_NESTING = 31
 CONFIG_MAX_NESTING = 100  # an image config is only read for platform strings; deeper ones are not read
 MAX_BLOB_SIZE = (1 << 63) - 1
-# DynamoDB's Number: 38 significant digits, magnitude 1E-130 to 9.99...E+125 (or zero).
+# DynamoDB's Number: 38 significant digits, magnitude 1E-130 to 9.99...E+125 (or zero). Integers are stored
+# as written (boto3 refuses more than 38 digits, trailing zeros included); other numbers as floats.
 NUMBER_DIGITS = 38
 NUMBER_MIN = Decimal("1E-130")
 NUMBER_MAX = Decimal("9.9999999999999999999999999999999999999E+125")
@@ -228,11 +230,9 @@ def _storable_int(literal: str) -> int:
 
 
 def _storable_float(literal: str) -> float:
-    """A fraction or exponent must be within DynamoDB's Number precision and range, as written and as the float stored."""
-    value = Decimal(literal)  # exact: comparisons and as_tuple use no context, so nothing rounds or overflows
-    digits = "".join(map(str, value.as_tuple().digits)).strip("0")
-    number = float(literal) if _in_number_range(value) and len(digits) <= NUMBER_DIGITS else None
-    if number is None or not _in_number_range(Decimal(repr(number))):
+    """A fraction or exponent becomes a float, which the index stores with 17 digits: its magnitude must fit."""
+    number = float(literal)
+    if math.isinf(number) or not _in_number_range(Decimal(repr(number))):
         raise ManifestInvalid("manifest holds a number DynamoDB cannot store", detail={"number": literal[:50]})
     return number
 

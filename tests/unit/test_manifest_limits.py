@@ -111,7 +111,6 @@ def test_the_deepest_manifest_accepted_fits_every_index_item_within_dynamodb_lim
         "9.9999999999999999999999999999999999999E+125",  # rounds up to 1E+126 as a float
         "1" * 39,
         "1" * 5000,  # beyond Python's own int conversion limit
-        "1.0000000000000000000000000000000000000000001",
     ],
 )
 def test_numbers_dynamodb_cannot_store_are_refused_in_annotations(client, service, number):
@@ -125,7 +124,7 @@ def test_sizes_beyond_64_bits_are_refused_and_storable_numbers_accepted(client, 
         body = json.dumps(image(client, layers=[{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256(b"x"), "size": size}])).encode()
         assert_refused(client, service, body)
     body = json.dumps(image(client, annotations={"n": "PLACEHOLDER"})).replace(
-        '"PLACEHOLDER"', "[1e-130, 9.99e125, 0, -0.0, 1.50000000000000000000000000000000000000000]"
+        '"PLACEHOLDER"', "[1e-130, 9.99e125, 0, -0.0, 1.0000000000000000000000000000000000000000001, 1e-400]"
     )
     assert put(client, body.encode()) == 201
     assert put(client, body.replace("[1e-130", "[" + "9" * 38).encode()) == 201
