@@ -82,11 +82,13 @@ def _digest_from_path(rest: str) -> Digest | None:
 
 
 def _pointer(service: Service, key: str, digest: Digest) -> BlobLocation | None:
+    """The blob a pointer object names; None when it is gone or unreadable."""
     raw = service.store.get(key)
-    if raw is None:
+    try:
+        record = json.loads(raw) if raw is not None else None
+        return BlobLocation(digest, int(record["size"]), str(record["data"])) if isinstance(record, dict) else None
+    except (ValueError, KeyError, TypeError):
         return None
-    record = json.loads(raw)
-    return BlobLocation(digest, int(record["size"]), str(record["data"]))
 
 
 class SharedPointers:
@@ -98,10 +100,7 @@ class SharedPointers:
 
     def get(self, digest: Digest) -> BlobLocation | None:
         if digest not in self.found:
-            try:
-                self.found[digest] = _pointer(self.service, pointer_key(digest, None), digest)
-            except (ValueError, KeyError):
-                self.found[digest] = None
+            self.found[digest] = _pointer(self.service, pointer_key(digest, None), digest)
         return self.found[digest]
 
 
@@ -140,11 +139,13 @@ def rebuild_repository(service: Service, repo: str, stored: StoredRepository, sh
         if location := _pointer(service, key, digest):
             service.blobs.restore_link(repo, location)
             report.blobs += 1
+        else:
+            report.problems.append(f"{repo}: blob pointer {key} is not readable")
     manifests = _load_manifests(service, repo, stored.manifests, report)
     restored = restore_manifests(service, repo, manifests, shared, report)
     for tag in stored.tags:
         _restore_tag(service, repo, tag, restored, report)
-    restore_use_counts(service, repo, restored, [digest for _, digest in stored.pointers], report)
+    restore_use_counts(service, repo, manifests, [digest for _, digest in stored.pointers], report)
 
 
 def _load_manifests(service: Service, repo: str, digests: list[Digest], report: RebuildReport) -> dict[str, Manifest]:
@@ -224,23 +225,28 @@ def _restore_tag(service: Service, repo: str, tag: str, restored: dict[str, Rest
 # BlobStore and RepoIndex (set_uses / set_child_uses) once those modules take them.
 
 
-def restore_use_counts(service: Service, repo: str, restored: dict[str, Restored], held: list[Digest], report: RebuildReport) -> None:
-    """Set each count to what pushes of the restored manifests would have made it, where it differs.
+def restore_use_counts(service: Service, repo: str, manifests: dict[str, Manifest], held: list[Digest], report: RebuildReport) -> None:
+    """Set each count to what pushes of the indexed manifests would have made it, where it differs.
 
+    Counts are only lowered when every manifest item of the repository was read from S3: one that
+    was not (unreadable, or only in the index) may use anything, so its uses are never taken away.
     Each write is conditional on the count read, so a push or delete meanwhile is not overwritten
     (it is reported: run again). A link no manifest uses becomes a GC candidate after gcDelay.
     """
-    blob_uses: Counter[str] = Counter(str(d) for entry in restored.values() for d in dict.fromkeys(entry.manifest.required_blobs()))
+    manifest_items, _ = service.index.repository_items(repo)
+    indexed = {str(item["key"])[2:] for item in manifest_items}
+    lower = indexed <= set(manifests)
+    users = [manifest for digest, manifest in manifests.items() if digest in indexed]
+    blob_uses: Counter[str] = Counter(str(d) for manifest in users for d in dict.fromkeys(manifest.required_blobs()))
     blob_uses.update({str(digest): 0 for digest in held})
-    child_uses: Counter[str] = Counter(d for entry in restored.values() for d in dict.fromkeys(str(c.digest) for c in entry.manifest.children))
+    child_uses: Counter[str] = Counter(d for manifest in users for d in dict.fromkeys(str(c.digest) for c in manifest.children))
     for link in service.blobs.table.batch_get([(digest, repo) for digest in blob_uses]):
         if not link.get("deleted"):
-            _correct(report, repo, str(link["digest"]), _set_link_uses(service, link, blob_uses[str(link["digest"])]))
-    manifest_items, _ = service.index.repository_items(repo)
+            _correct(report, repo, str(link["digest"]), _set_link_uses(service, link, blob_uses[str(link["digest"])], lower))
     for item in manifest_items:
         digest = str(item["key"])[2:]
-        if digest in restored:
-            _correct(report, repo, digest, _set_manifest_uses(service, repo, item, child_uses[digest]))
+        if digest in manifests:
+            _correct(report, repo, digest, _set_manifest_uses(service, repo, item, child_uses[digest], lower))
 
 
 def _correct(report: RebuildReport, repo: str, digest: str, outcome: bool | None) -> None:
@@ -256,9 +262,10 @@ def _seen(item: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return ("uses = :seen", {":seen": item["uses"]}) if "uses" in item else ("attribute_not_exists(uses)", {})
 
 
-def _set_link_uses(service: Service, link: dict[str, Any], expected: int) -> bool | None:
+def _set_link_uses(service: Service, link: dict[str, Any], expected: int, lower: bool) -> bool | None:
     """As use_ops and release leave a link: used ones are no GC candidates, unused ones are (from now)."""
     used, orphaned = int(link.get("uses", 0)), "orphan" in link
+    expected = expected if lower else max(expected, used)
     if used == expected and orphaned == (expected == 0):
         return False
     digest, repo = str(link["digest"]), str(link["holder"])
@@ -272,9 +279,10 @@ def _set_link_uses(service: Service, link: dict[str, Any], expected: int) -> boo
     return None if updated is None else True
 
 
-def _set_manifest_uses(service: Service, repo: str, item: dict[str, Any], expected: int) -> bool | None:
+def _set_manifest_uses(service: Service, repo: str, item: dict[str, Any], expected: int, lower: bool) -> bool | None:
     """How many indexes list the manifest: retention and GC keep it while any does."""
-    if int(item.get("uses", 0)) == expected:
+    used = int(item.get("uses", 0))
+    if used == expected or (used > expected and not lower):
         return False
     seen, values = _seen(item)
     key = (repo, manifest_key(str(item["key"])[2:]))

@@ -128,6 +128,9 @@ def test_repair_restores_use_counts_so_gc_takes_exactly_what_nothing_uses(aws, c
     second, _ = client.push_image(REPO, "2.0", [b"in both", b"only in 2.0"], config={"os": "linux", "v": 2})
     both = index_sorting(client, [descriptor(client, first), descriptor(client, second)], before=True, tag="multi")
     orphan = client.push_blob(REPO, b"never used by a manifest")
+    rotten, _ = client.push_image("team/other", "1.0", [b"layer of a manifest whose object rotted"], config={"v": 1})
+    client.push_image("team/other", "2.0", [b"layer of a manifest whose object rotted"], config={"v": 2})
+    service.store.put(manifest_object_key("team/other", rotten), b"bit rot")  # unreadable but indexed: its uses stay
     counts = use_counts(service)
     service.index.table.delete(REPO, f"m#{first}")  # index items lost: a manifest, a link, a tag
     service.blobs.table.delete(sha256(b"only in 2.0"), REPO)
@@ -143,6 +146,7 @@ def test_repair_restores_use_counts_so_gc_takes_exactly_what_nothing_uses(aws, c
     for blob in (b"only in 1.0", b"in both", b"only in 2.0"):
         assert client("HEAD", f"/v2/{REPO}/blobs/{sha256(blob)}").status == 200
     assert client("GET", f"/v2/{REPO}/manifests/multi").status == 200
+    assert client("HEAD", f"/v2/team/other/blobs/{sha256(b'layer of a manifest whose object rotted')}").status == 200
 
     assert client("DELETE", f"/v2/{REPO}/manifests/{both}").status == 202
     assert client("DELETE", f"/v2/{REPO}/manifests/{first}").status == 202
