@@ -110,14 +110,24 @@ def scrub(config_path: str | None, repair_index: bool, repositories: tuple[str, 
 @main.command("rebuild-index")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False))
 def rebuild_index_command(config_path: str | None) -> None:
-    """Recreate the DynamoDB index from the S3 bucket (S3 is the source of truth)."""
+    """Recreate the DynamoDB index from the S3 bucket (S3 is the source of truth), creating missing tables."""
+    from botocore.exceptions import ClientError
+
     from chalicelib.adapters.local import configure_logging
     from chalicelib.api.service import build_service
     from chalicelib.lifecycle.rebuild import rebuild_index
+    from chalicelib.storage.aws import ensure_resources, make_clients
 
     config = _config(config_path)
     configure_logging(config)
-    reports = [rebuild_index(location) for location in build_service(config).locations]
+    clients = make_clients(config)
+    for bucket in {config.storage.storageDriver.bucket} | {sub.storageDriver.bucket for sub in config.storage.subPaths.values()}:
+        try:  # the buckets are what the index is rebuilt from: never create an empty one in their place
+            clients.s3.head_bucket(Bucket=bucket)
+        except ClientError as error:
+            raise click.ClickException(f"bucket {bucket} not readable: {error}") from error
+    ensure_resources(config, clients)  # tables deleted or never created: as `serve` does
+    reports = [rebuild_index(location) for location in build_service(config, clients).locations]
     for report in reports:
         click.echo(json.dumps(report.summary()))
     if any(report.problems for report in reports):

@@ -12,11 +12,11 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from chalicelib.api.service import Service
-from chalicelib.lifecycle.rebuild import rebuild_index
+from chalicelib.lifecycle.rebuild import UNREADABLE, RebuildReport, rebuild_index
 from chalicelib.model.registry import manifest_object_key, tag_object_key
-from chalicelib.spec.errors import RegistryError
 from chalicelib.spec.manifests import Manifest, parse_manifest
 from chalicelib.spec.references import Digest, ResumableHash
 from chalicelib.storage.index import tag_key
@@ -60,6 +60,7 @@ class Scrubber:
         self.deadline = None if time_budget is None else time.monotonic() + time_budget
         storage = service.config.storage.storageDriver
         self.cursor_name = f"scrub:{storage.bucket}/{storage.rootdirectory}"
+        self._troubled: set[str] = set()  # repositories with findings: the ones a repair rebuilds
 
     def run(self, repositories: list[str] | None = None, repair_index: bool = False, resume: bool = False) -> Iterator[Finding]:
         """With resume (the schedule), start after where the last run stopped and stop at the time budget."""
@@ -75,15 +76,14 @@ class Scrubber:
             self.summary.repositories += 1
             for finding in self._scrub_repository(repo):
                 self.summary.problems += 1
+                self._troubled.add(repo)
                 yield finding
             if resume:
                 self.service.index.save_cursor(self.cursor_name, repo)
         if resume and self.summary.complete:
             self.service.index.save_cursor(self.cursor_name, None)
-        if repair_index and self.summary.problems:
-            rebuild_index(self.service)
-            self._drop_index_only(names)
-            self.summary.repaired = True
+        if repair_index and self._troubled:
+            self.repair(sorted(self._troubled))
         self.summary.seconds = round(time.monotonic() - started, 3)
 
     def _all_repositories(self) -> list[str]:
@@ -125,8 +125,8 @@ class Scrubber:
         try:
             expected = Digest.parse(digest)
             manifest = parse_manifest(body, None, expected.algorithm)
-        except RegistryError as error:
-            yield Finding("manifest", "corrupt", repo, digest, affected, error.message)
+        except UNREADABLE as error:
+            yield Finding("manifest", "corrupt", repo, digest, affected, getattr(error, "message", type(error).__name__))
             return
         if manifest.digest != expected:
             yield Finding("manifest", "corrupt", repo, digest, affected, f"content hashes to {manifest.digest}")
@@ -166,8 +166,17 @@ class Scrubber:
     def _affected(self, repo: str, digest: str, tags: dict[str, str]) -> list[str]:
         return [f"{repo}:{t}" for t, d in sorted(tags.items()) if d == digest] or [f"{repo}@{digest}"]
 
+    def repair(self, repositories: list[str]) -> RebuildReport:
+        """Drop what S3 no longer backs, then restore from S3 what a push would have written, counts included."""
+        self._drop_index_only(repositories)
+        report = rebuild_index(self.service, repositories)
+        for problem in report.problems:
+            log.warning(json.dumps({"event": "scrub-repair", "problem": problem}))
+        self.summary.repaired = True
+        return report
+
     def _drop_index_only(self, repositories: list[str]) -> None:
-        """Index entries S3 no longer backs are removed: S3 is the source of truth."""
+        """Index entries S3 no longer backs are removed, releasing what they used: S3 is the source of truth."""
         store, index = self.service.store, self.service.index
         for repo in repositories:
             manifest_items, tag_items = index.repository_items(repo)
@@ -176,8 +185,20 @@ class Scrubber:
                     index.table.delete(repo, tag_key(str(item["key"])[2:]))
             for item in manifest_items:
                 digest = str(item["key"])[2:]
-                if store.size(manifest_object_key(repo, digest)) is None:
-                    index.delete_manifest(repo, digest, index.tags_of(repo, digest), item.get("subject"))
+                gone = store.size(manifest_object_key(repo, digest)) is None
+                if gone and index.delete_manifest(repo, digest, index.tags_of(repo, digest), item.get("subject")):
+                    self._release(repo, digest, item)
+
+    def _release(self, repo: str, digest: str, item: dict[str, Any]) -> None:
+        """What a dropped manifest used, when its body was inline (else the rebuild's counts correct what S3 still uses)."""
+        try:
+            manifest = parse_manifest(item["body"], str(item["mediaType"]), Digest.parse(digest).algorithm) if item.get("body") else None
+        except UNREADABLE:
+            manifest = None
+        if manifest is not None:
+            self.service.blobs.release(repo, manifest.required_blobs())
+            self.service.index.release_children(repo, [str(c.digest) for c in manifest.children])
+
 
 def _digest_of_key(key: str) -> str:
     algorithm, hexpart = key.rsplit("/", 2)[-2:]

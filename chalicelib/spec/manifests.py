@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import array
 import json
+import math
+import re
 from dataclasses import dataclass, field
+from decimal import Decimal
+from itertools import accumulate
 from typing import Any
 
 from chalicelib.spec.errors import ManifestInvalid, PayloadTooLarge
@@ -18,6 +23,24 @@ INDEX_TYPES = {OCI_INDEX, DOCKER_LIST}
 MANIFEST_TYPES = IMAGE_TYPES | INDEX_TYPES
 IMAGE_CONFIG_TYPES = {"application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json"}
 MAX_MANIFEST_SIZE = 4 << 20
+# DynamoDB stores a value nested at most 32 levels deep, the top-level attribute counting as level 1:
+# at most 31 maps or lists above a scalar. The deepest copy the index makes of a manifest's JSON is its
+# referrer item, whose "descriptor" map holds the manifest's "annotations": a container at depth n of
+# the document (the document itself at depth 1, its annotations at 2) is at depth n there. Every other
+# copy sits higher: the item's own "annotations" (n - 1), descriptors' annotations and platforms in
+# "layers", "config" and "children" (n - 1), "platforms" (n - 2). So a document at most 31 deep fits.
+MAX_NESTING = 31
+CONFIG_MAX_NESTING = 100  # an image config is only read for platform strings; deeper ones are not read
+MAX_BLOB_SIZE = (1 << 63) - 1
+# DynamoDB's Number: 38 significant digits, magnitude 1E-130 to 9.99...E+125 (or zero). Integers are stored
+# as written (boto3 refuses more than 38 digits, trailing zeros included); other numbers as floats.
+NUMBER_DIGITS = 38
+NUMBER_MIN = Decimal("1E-130")
+NUMBER_MAX = Decimal("9.9999999999999999999999999999999999999E+125")
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_BRACKET_STEPS = str.maketrans({"[": "\x01", "{": "\x01", "]": "\xff", "}": "\xff"})
 # Layers the registry never holds (Windows base layers); their digests need not exist here.
 FOREIGN_LAYER_TYPES = {
     "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
@@ -84,8 +107,8 @@ def _descriptor(raw: Any, where: str) -> Descriptor:
     if not isinstance(raw, dict):
         raise ManifestInvalid(f"{where} must be a descriptor object")
     media_type, size = raw.get("mediaType"), raw.get("size")
-    if not isinstance(media_type, str) or not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise ManifestInvalid(f"{where} needs a mediaType and a non-negative size")
+    if not isinstance(media_type, str) or not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_BLOB_SIZE:
+        raise ManifestInvalid(f"{where} needs a mediaType and a size from 0 to 2^63-1")
     platform = raw.get("platform")
     annotations = raw.get("annotations")
     return Descriptor(
@@ -117,10 +140,7 @@ def parse_manifest(body: bytes, content_type: str | None, algorithm: str = "sha2
     """Check size, JSON, media type and descriptors; the digest is computed here, never trusted."""
     if len(body) > MAX_MANIFEST_SIZE:
         raise PayloadTooLarge(f"manifest larger than {MAX_MANIFEST_SIZE} bytes")
-    try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestInvalid("manifest is not valid JSON", detail={"error": str(exc)[:200]}) from exc
+    document = load_manifest_json(body)
     if not isinstance(document, dict):
         raise ManifestInvalid("manifest must be a JSON object")
     declared = document.get("mediaType")
@@ -150,12 +170,99 @@ def parse_manifest(body: bytes, content_type: str | None, algorithm: str = "sha2
 
 
 def platform_of_config(config: bytes) -> dict[str, str] | None:
-    """os/architecture/variant from an image config, for search to list without reading S3."""
+    """os/architecture/variant from an image config, for search to list without reading S3.
+
+    Only those strings are kept, so nothing else in a config (odd numbers, deep nesting, bad text)
+    can stop a push: such a config just gives no platform facts.
+    """
     try:
-        document = json.loads(config)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        text = _json_text(config)
+        if _nesting(text) > CONFIG_MAX_NESTING:
+            return None
+        document = json.loads(text, parse_constant=_ignored, parse_int=_ignored, parse_float=_ignored)
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return None
     if not isinstance(document, dict):
         return None
-    platform = {k: document[k] for k in ("os", "architecture", "variant") if isinstance(document.get(k), str)}
+    platform = {k: document[k] for k in ("os", "architecture", "variant") if isinstance(document.get(k), str) and _is_unicode(document[k])}
     return platform or None
+
+
+def load_manifest_json(body: bytes) -> Any:
+    """JSON the index can store: nesting within MAX_NESTING (checked before parsing, so no recursion
+    limit is ever reached), numbers DynamoDB can hold, no NaN or Infinity, strings of valid Unicode."""
+    try:
+        text = _json_text(body)
+    except ValueError as exc:
+        raise ManifestInvalid("manifest is not valid JSON", detail={"error": str(exc)[:200]}) from exc
+    if _nesting(text) > MAX_NESTING:
+        raise ManifestInvalid(f"manifest nests deeper than {MAX_NESTING} levels")
+    try:
+        document = json.loads(text, parse_constant=_refuse_constant, parse_int=_storable_int, parse_float=_storable_float)
+    except (ValueError, RecursionError) as exc:
+        raise ManifestInvalid("manifest is not valid JSON", detail={"error": str(exc)[:200]}) from exc
+    if not _is_unicode(text) or _SURROGATE_ESCAPE.search(text):  # the walk only when a surrogate may be there
+        _check_strings(document)
+    return document
+
+
+def _json_text(body: bytes) -> str:
+    """Decode as json.loads does (UTF-8, -16 or -32), so the depth scan sees what the parser will."""
+    return body.decode(json.detect_encoding(body), "surrogatepass")
+
+
+def _nesting(text: str) -> int:
+    """The deepest nesting of arrays and objects in JSON text, without parsing it (no recursion)."""
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    steps = array.array("b", brackets.translate(_BRACKET_STEPS).encode("latin-1"))
+    return max(accumulate(steps), default=0)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ManifestInvalid(f"manifest holds {name}, which is not a JSON number")
+
+
+def _storable_int(literal: str) -> int:
+    """An integer is stored as written: DynamoDB (and boto3) keep at most 38 digits."""
+    if len(literal.lstrip("-")) > NUMBER_DIGITS:
+        raise ManifestInvalid(f"manifest holds an integer of more than {NUMBER_DIGITS} digits", detail={"number": literal[:50]})
+    return int(literal)
+
+
+def _storable_float(literal: str) -> float:
+    """A fraction or exponent becomes a float, which the index stores with 17 digits: its magnitude must fit."""
+    number = float(literal)
+    if math.isinf(number) or not _in_number_range(Decimal(repr(number))):
+        raise ManifestInvalid("manifest holds a number DynamoDB cannot store", detail={"number": literal[:50]})
+    return number
+
+
+def _in_number_range(value: Decimal) -> bool:
+    return value == 0 or NUMBER_MIN <= value.copy_abs() <= NUMBER_MAX
+
+
+def _ignored(literal: str) -> None:
+    return None
+
+
+def _is_unicode(text: str) -> bool:
+    """False for lone surrogates ("\\ud800"), which JSON escapes allow but no store can encode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_strings(document: Any) -> None:
+    """Every key and string must be valid Unicode; walked with a stack, not recursion."""
+    pending = [document]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, str) and not _is_unicode(value):
+            raise ManifestInvalid("manifest holds a string that is not valid Unicode (a lone surrogate)")
