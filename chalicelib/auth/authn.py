@@ -31,7 +31,9 @@ _HOST = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$")
 
 
 def _basic_credentials(value: str) -> tuple[str, str] | None:
-    """(user, password) from a Basic value, or None when it is not base64 of user:password."""
+    """(user, password) from a Basic value, or None when it is not base64 of UTF-8 user:password."""
+    if not value.isascii():  # base64 is ASCII; b64decode raises a bare ValueError on anything else
+        return None
     try:
         decoded = base64.b64decode(value, validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
@@ -83,6 +85,8 @@ class Authenticator:
     def _bearer(self, token: str, request: Request, challenge: Challenge) -> Caller:
         assert self.tokens is not None
         try:
+            if not token.isascii():  # a JWT is ASCII; other text (a lone surrogate from an event) would not even encode
+                raise InvalidToken("not ASCII")
             subject, grants = self.tokens.verify(token)
         except InvalidToken as error:
             log.info("rejected bearer token from %s: %s", request.remote_addr or "unknown", error)
