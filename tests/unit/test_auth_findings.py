@@ -9,9 +9,12 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+import bcrypt
 import pytest
 
 from chalicelib.adapters.apigateway import event_for
+from chalicelib.auth import htpasswd
+from chalicelib.auth.htpasswd import Passwords
 from chalicelib.config.schema import Config
 from tests.conftest import error_code
 from tests.unit.authsetup import As, Setup, auth_config, basic, challenge, service_for
@@ -89,3 +92,50 @@ def test_non_ascii_credentials_through_the_chalice_app(lambda_app):
         response = lambda_app(event_for("GET", "/v2/public/app/tags/list", headers={"Authorization": header}), None)
         assert response["statusCode"] == 401, header
         assert response["headers"]["WWW-Authenticate"].startswith("Bearer ")
+
+
+# 2. An unknown user costs the same bcrypt work as a known one
+
+
+def htpasswd_file(directory: Path, cost: int, **users: str) -> Path:
+    """What `htpasswd -nB` writes ($2y$, cost 5 unless -C says otherwise)."""
+    path = directory / f"htpasswd-{cost}"
+    lines = [f"{u}:{bcrypt.hashpw(p.encode(), bcrypt.gensalt(cost)).decode().replace('$2b$', '$2y$', 1)}" for u, p in users.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def costs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The bcrypt cost of every hash a password is checked against (the real check still runs)."""
+    seen: list[int] = []
+    real = bcrypt.checkpw
+
+    def recording(password: bytes, hashed: bytes) -> bool:
+        seen.append(int(hashed[4:6]))
+        return real(password, hashed)
+
+    monkeypatch.setattr(htpasswd.bcrypt, "checkpw", recording)
+    return seen
+
+
+@pytest.mark.parametrize("cost", [5, 10])
+def test_unknown_and_malformed_users_cost_what_known_ones_do(tmp_path: Path, costs: list[int], cost: int):
+    path = htpasswd_file(tmp_path, cost, alice="alice-pw", bob="bob-pw")
+    with path.open("a") as file:
+        file.write("broken:$2y$05$too-short\n")
+    passwords = Passwords.from_path(str(path))
+    assert not passwords.check("a", "alice", "wrong")
+    assert not passwords.check("b", "mallory", "wrong")
+    assert not passwords.check("c", "broken", "wrong")
+    assert costs == [cost, cost, cost]
+
+
+def test_unknown_user_through_the_service_uses_the_file_cost(tmp_path: Path, aws: None, costs: list[int]):
+    config = auth_config(tmp_path)
+    config.http.auth.htpasswd.path = str(htpasswd_file(tmp_path, 5, alice="alice-pw"))
+    client = As(service_for(config), basic("alice", "wrong"))
+    assert client("GET", "/v2/").status == 401
+    client.auth = {"Authorization": "Basic " + base64.b64encode(b"mallory:guess").decode()}
+    assert client("GET", "/v2/").status == 401
+    assert costs == [5, 5]
