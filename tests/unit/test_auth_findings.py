@@ -7,6 +7,7 @@ are limited by a DynamoDB counter instead of a sleep; credentials that are not A
 from __future__ import annotations
 
 import base64
+import time
 from pathlib import Path
 
 import bcrypt
@@ -15,8 +16,9 @@ import pytest
 from chalicelib.adapters.apigateway import event_for
 from chalicelib.auth import htpasswd
 from chalicelib.auth.htpasswd import Passwords
-from chalicelib.config.schema import Config
-from tests.conftest import error_code
+from chalicelib.config.schema import Config, Lockout
+from chalicelib.spec.http import Response
+from tests.conftest import error_code, make_request
 from tests.unit.authsetup import As, Setup, auth_config, basic, challenge, service_for
 
 # 1. HEAD on a blob links it into a repository only for callers who may push there
@@ -139,3 +141,69 @@ def test_unknown_user_through_the_service_uses_the_file_cost(tmp_path: Path, aws
     client.auth = {"Authorization": "Basic " + base64.b64encode(b"mallory:guess").decode()}
     assert client("GET", "/v2/").status == 401
     assert costs == [5, 5]
+
+
+# 3. Failed logins are counted in DynamoDB and locked out with 429, never slept
+
+
+@pytest.fixture
+def lockout_service(tmp_path: Path, aws: None, monkeypatch: pytest.MonkeyPatch) -> object:
+    """3 failures per user, 5 per address, in a 10-minute window; failDelay set, and any sleep fails the test."""
+
+    def no_sleep(seconds: float) -> None:
+        raise AssertionError(f"a handler slept {seconds}s")
+
+    config = auth_config(tmp_path, fail_delay="2s")
+    config.http.auth.lockout = Lockout(perUser=3, perSource=5, window=600)
+    service = service_for(config)
+    monkeypatch.setattr(time, "sleep", no_sleep)
+    return service
+
+
+def login(service: object, user: str, password: str | None = None, source: str = "203.0.113.7") -> Response:
+    request = make_request("GET", "/v2/", headers=basic(user, password))
+    request.remote_addr = source
+    return service.api.handle(request)  # type: ignore[attr-defined]
+
+
+def assert_locked(response: Response, window: int) -> None:
+    assert response.status == 429 and error_code(response) == "TOOMANYREQUESTS"
+    assert 1 <= int(response.headers["Retry-After"]) <= window
+
+
+def test_failed_logins_lock_the_user_with_429_and_never_sleep(lockout_service, costs: list[int], caplog: pytest.LogCaptureFixture):
+    for _ in range(3):
+        assert login(lockout_service, "alice", "wrong").status == 401
+    checked = len(costs)
+    assert_locked(login(lockout_service, "alice"), 600)  # the right password too, while the lock holds
+    assert_locked(login(lockout_service, "alice", "wrong", source="198.51.100.9"), 600)  # from anywhere
+    assert len(costs) == checked, "no password is checked while locked"
+    assert login(lockout_service, "bob", source="198.51.100.9").status == 200  # another user is unaffected
+    assert login(lockout_service, "bob").status == 200  # even from the address that failed (3 of its 5)
+    assert "wrong" not in caplog.text and "alice-pw" not in caplog.text and "Basic" not in caplog.text
+
+
+def test_failed_logins_lock_the_address(lockout_service):
+    for user in ("alice", "bob", "mallory", "eve", "admin"):
+        assert login(lockout_service, user, "wrong").status == 401
+    assert_locked(login(lockout_service, "creator"), 600)
+    assert login(lockout_service, "creator", source="198.51.100.9").status == 200
+
+
+def test_failure_counters_expire_and_are_not_upload_sessions(lockout_service):
+    """Counters carry the uploads table's TTL attribute and no `created`, so the expired-session sweep skips them."""
+    login(lockout_service, "alice", "wrong")
+    sessions = lockout_service.registry.sessions  # type: ignore[attr-defined]
+    items = list(sessions.table.scan("fails > :zero", {":zero": 0}))
+    assert len(items) == 2 and all(i["expires"] > time.time() and "created" not in i for i in items)
+    assert list(sessions.expired(time.time() + 10**9)) == []
+
+
+def test_lockout_config_and_disabling_it(tmp_path: Path, aws: None):
+    """`http.auth.lockout` takes durations like the other auth fields; both limits at 0 count nothing."""
+    raw = {"htpasswd": {"path": str(htpasswd_file(tmp_path, 4, alice="alice-pw"))}, "lockout": {"perUser": 2, "perSource": 0, "window": "10m"}}
+    config = Config.model_validate({"storage": {"storageDriver": {"bucket": "zotless-test"}}, "http": {"auth": raw}})
+    assert config.http.auth.lockout == Lockout(perUser=2, perSource=0, window=600.0)
+    assert service_for(config).api.auth.failures is not None  # type: ignore[attr-defined]
+    config.http.auth.lockout = Lockout(perUser=0, perSource=0)
+    assert service_for(config).api.auth.failures is None  # type: ignore[attr-defined]
