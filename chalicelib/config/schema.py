@@ -118,6 +118,7 @@ SUBPATH = re.compile(rf"^/{NAME_PATTERN}$")
 
 class Storage(LocationSettings):
     redirect: bool = True
+    uploadMemoryMiB: int = Field(default=384, ge=1)  # upload bytes the whole process holds at once; uploads wait beyond it
     storageDriver: StorageDriver = Field(default_factory=StorageDriver)
     cacheDriver: CacheDriver = Field(default_factory=CacheDriver)
     subPaths: dict[str, SubPath] = Field(default_factory=dict)
