@@ -15,7 +15,7 @@ from chalicelib.storage.blobs import BlobStore
 from chalicelib.storage.dynamo import Table
 from chalicelib.storage.index import RepoIndex
 from chalicelib.storage.objectstore import ObjectStore
-from chalicelib.storage.uploads import UPLOAD_MEMORY, SessionTable
+from chalicelib.storage.uploads import UPLOAD_MEMORY, SessionTable, release_freed_parts
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ def build_service(config: Config, clients: Clients | None = None, chunk_max_leng
     """chunk_max_length: set by the Lambda entry point, whose requests carry at most that many bytes."""
     clients = clients or make_clients(config)
     UPLOAD_MEMORY.resize(config.storage.uploadMemoryMiB << 20)  # one budget per process, shared by every location
+    release_freed_parts()
     tables = config.storage.cacheDriver
     index = RepoIndex(Table(clients.dynamodb, tables.repoMetaTablename, "repo", "key"))
     sessions = Table(clients.dynamodb, tables.uploadsTablename, "id")

@@ -33,6 +33,8 @@ UNBUDGETED_READ = 64 * 1024  # a body this short never waits for the memory budg
 # part copied out of it, or at the tail the buffer and its copy.
 SEAT = HELD_BACK + MIN_PART + PART_SIZE
 DEFAULT_UPLOAD_MEMORY = 384 << 20
+MMAP_THRESHOLD = 4 << 20  # parts and buffers are larger: glibc maps them and unmaps them when freed
+M_MMAP_THRESHOLD = -3  # mallopt's parameter number in glibc's malloc.h
 INLINE_LIMIT = 64 * 1024  # staged bytes kept inside the DynamoDB session item
 LEASE_SECONDS = 900  # a Lambda runs at most 15 minutes
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -246,6 +248,22 @@ class MemoryBudget:
 UPLOAD_MEMORY = MemoryBudget(DEFAULT_UPLOAD_MEMORY)  # one per process: every upload of every location shares it
 
 
+def release_freed_parts() -> bool:
+    """Make memory the budget released leave the process: glibc otherwise keeps freed parts in its arenas.
+
+    glibc raises its mmap threshold each time a mapped block is freed, so after the first part later
+    parts come from per-thread arenas, which fragment and keep hundreds of MiB resident under
+    concurrent uploads. A fixed threshold keeps every part mapped, returned whole when freed. False
+    where the C library has no mallopt (not glibc).
+    """
+    import ctypes
+
+    try:
+        return bool(ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+    except (OSError, AttributeError):
+        return False
+
+
 class BlobWriter:
     """Appends a request body to a claimed session: hashes as it reads and keeps a few parts in flight.
 
@@ -287,7 +305,7 @@ class BlobWriter:
         try:
             self._stream_parts(body, buffer, at_end)
             self._wait_for_parts()  # the tail's copy takes the room the parts in flight had
-            self._place_rest(bytes(buffer), final)
+            self._place_rest(buffer, final)
         finally:
             self._wait_for_parts()
             self.session.hash_state = self.hasher.state()
@@ -320,8 +338,10 @@ class BlobWriter:
             remaining -= len(block)
         return False
 
-    def _place_rest(self, rest: bytes, final: bool) -> None:
+    def _place_rest(self, buffer: bytearray, final: bool) -> None:
         """The tail of a request: the whole blob, a part if S3 accepts one, or staged bytes to join later."""
+        rest = bytes(buffer)
+        buffer.clear()  # the copy replaces the buffer: the tail never costs more than two copies (the SEAT)
         if final and self.session.upload_id is None:
             if rest:
                 self.store.put(self.session.data_key, rest)
