@@ -15,7 +15,7 @@ from chalicelib.storage.blobs import BlobStore
 from chalicelib.storage.dynamo import Table
 from chalicelib.storage.index import RepoIndex
 from chalicelib.storage.objectstore import ObjectStore
-from chalicelib.storage.uploads import SessionTable
+from chalicelib.storage.uploads import UPLOAD_MEMORY, SessionTable, release_freed_parts
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ class Service:
 def build_service(config: Config, clients: Clients | None = None, chunk_max_length: int | None = None) -> Service:
     """chunk_max_length: set by the Lambda entry point, whose requests carry at most that many bytes."""
     clients = clients or make_clients(config)
+    UPLOAD_MEMORY.resize(config.storage.uploadMemoryMiB << 20)  # one budget per process, shared by every location
+    release_freed_parts()
     tables = config.storage.cacheDriver
     index = RepoIndex(Table(clients.dynamodb, tables.repoMetaTablename, "repo", "key"))
     sessions = Table(clients.dynamodb, tables.uploadsTablename, "id")
@@ -46,7 +48,7 @@ def build_service(config: Config, clients: Clients | None = None, chunk_max_leng
     parts = {"": _location(config, clients, index, sessions)}
     parts |= {prefix: _location(location_config(config, prefix), clients, index, sessions) for prefix in prefixes}
     registry = RoutedRegistry({prefix: part[2] for prefix, part in parts.items()})
-    auth = build_auth(config, clients.s3)
+    auth = build_auth(config, clients.s3, sessions)  # failed logins are counted in the uploads table
     api = Api(registry, redirect=config.storage.redirect, auth=auth, chunk_max_length=chunk_max_length)
     services = [
         Service(part_config, store, registry_part.blobs, index, registry_part, api, _owner_test(prefixes, prefix))

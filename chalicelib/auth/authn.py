@@ -1,7 +1,8 @@
 """Authentication: the Authorization header to a caller, the challenge to answer with, and the token endpoint.
 
 Passwords, tokens and Authorization headers are never logged; a failed login is logged with the
-user name and source address, and costs the client `http.auth.failDelay`.
+user name and source address and counted (chalicelib/auth/lockout.py): past `http.auth.lockout`'s
+limits, logins are answered 429 with Retry-After. Nothing sleeps, so failures cost no handler time.
 """
 
 from __future__ import annotations
@@ -11,18 +12,18 @@ import binascii
 import json
 import logging
 import re
-import time
-from collections.abc import Callable
 from typing import Any
 
 from chalicelib.auth.callers import Challenge, PolicyCaller, TokenCaller
 from chalicelib.auth.htpasswd import Passwords
+from chalicelib.auth.lockout import FailedLogins
 from chalicelib.auth.policy import Policy
 from chalicelib.auth.tokens import InvalidToken, TokenIssuer, grant, parse_scopes
 from chalicelib.config.schema import Config, ConfigError, Http
 from chalicelib.model.access import Caller
-from chalicelib.spec.errors import RegistryError
+from chalicelib.spec.errors import RegistryError, TooManyRequests
 from chalicelib.spec.http import Headers, Request, Response
+from chalicelib.storage.dynamo import Table
 
 log = logging.getLogger("zotless.auth")
 
@@ -31,7 +32,9 @@ _HOST = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$")
 
 
 def _basic_credentials(value: str) -> tuple[str, str] | None:
-    """(user, password) from a Basic value, or None when it is not base64 of user:password."""
+    """(user, password) from a Basic value, or None when it is not base64 of UTF-8 user:password."""
+    if not value.isascii():  # base64 is ASCII; b64decode raises a bare ValueError on anything else
+        return None
     try:
         decoded = base64.b64decode(value, validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
@@ -44,14 +47,14 @@ class Authenticator:
     """Turns each request into a caller: anonymous, a Basic user, or a bearer token's holder."""
 
     def __init__(
-        self, http: Http, policy: Policy, passwords: Passwords | None, tokens: TokenIssuer | None, sleep: Callable[[float], None] = time.sleep
+        self, http: Http, policy: Policy, passwords: Passwords | None, tokens: TokenIssuer | None, failures: FailedLogins | None = None
     ) -> None:
+        """failures: None counts nothing (a config check, or `http.auth.lockout` with both limits 0)."""
         self.http = http
         self.policy = policy
         self.passwords = passwords
         self.tokens = tokens
-        self.fail_delay = http.auth.failDelay if http.auth else 0.0
-        self._sleep = sleep
+        self.failures = failures
 
     def authenticate(self, request: Request) -> Caller:
         """Raises 401 for bad credentials; no credentials at all is an anonymous caller."""
@@ -71,18 +74,26 @@ class Authenticator:
     def _basic(self, value: str, request: Request, challenge: Challenge) -> Caller:
         assert self.passwords is not None
         credentials = _basic_credentials(value)
-        if credentials is None:
-            raise self._failed(request, "", challenge)
-        user, password = credentials
-        if not user and not password:  # containers/image sends ":" when it has no credentials
+        user, password = credentials or ("", "")
+        if credentials is not None and not user and not password:  # containers/image sends ":" when it has no credentials
             return PolicyCaller(None, self.policy, challenge)
-        if not self.passwords.check(value, user, password):
+        self._refuse_while_locked(user, request.remote_addr or "unknown")
+        if credentials is None or not self.passwords.check(value, user, password):
             raise self._failed(request, user, challenge)
         return PolicyCaller(user, self.policy, challenge, presented=True)
+
+    def _refuse_while_locked(self, user: str, source: str) -> None:
+        """429 before any password is checked while the user or the address is locked, so a guess learns nothing."""
+        retry_after = self.failures.locked(user, source) if self.failures is not None else None
+        if retry_after is not None:
+            log.info("login refused while locked: user %r from %s", user[:64], source)
+            raise TooManyRequests("too many failed logins; retry later", headers={"Retry-After": str(retry_after)})
 
     def _bearer(self, token: str, request: Request, challenge: Challenge) -> Caller:
         assert self.tokens is not None
         try:
+            if not token.isascii():  # a JWT is ASCII; other text (a lone surrogate from an event) would not even encode
+                raise InvalidToken("not ASCII")
             subject, grants = self.tokens.verify(token)
         except InvalidToken as error:
             log.info("rejected bearer token from %s: %s", request.remote_addr or "unknown", error)
@@ -92,8 +103,8 @@ class Authenticator:
     def _failed(self, request: Request, user: str, challenge: Challenge) -> RegistryError:
         source = request.remote_addr or "unknown"
         log.warning("failed login for user %r from %s", user[:64], source, extra={"fields": {"event": "loginFailed", "user": user[:64], "sourceIp": source}})
-        if self.fail_delay > 0:
-            self._sleep(self.fail_delay)
+        if self.failures is not None:
+            self.failures.record(user, source)
         return challenge.unauthorized(message="invalid username or password")
 
     def challenge(self, request: Request) -> Challenge:
@@ -126,8 +137,11 @@ class Authenticator:
         return Response(200, Headers(headers), body)
 
 
-def build_auth(config: Config, s3: Any = None) -> Authenticator | None:
-    """None when neither auth nor accessControl is configured: every caller may do everything, as before."""
+def build_auth(config: Config, s3: Any = None, table: Table | None = None) -> Authenticator | None:
+    """None when neither auth nor accessControl is configured: every caller may do everything, as before.
+
+    table: where failed logins are counted (the uploads table); without it nothing is counted.
+    """
     http = config.http
     if http.auth is None and http.accessControl is None:
         return None
@@ -138,13 +152,16 @@ def build_auth(config: Config, s3: Any = None) -> Authenticator | None:
     passwords = Passwords.from_path(http.auth.htpasswd.path, s3) if http.auth else None
     bearer = http.auth.bearer if http.auth else None
     tokens = TokenIssuer(bearer.key.get_secret_value(), bearer.service, bearer.expiry) if bearer and bearer.key else None
+    failures = FailedLogins(table, http.auth.lockout) if http.auth and table is not None else None
     log.info(
         "auth: %s; %s; accessControl %s",
         f"htpasswd {http.auth.htpasswd.path}" if http.auth else "no logins",
         "Bearer challenges, tokens at " + TOKEN_PATH if tokens else "Basic challenges",
         "on" if http.accessControl else "off (logged-in users may do everything)",
     )
-    return Authenticator(http, policy, passwords, tokens)
+    if http.auth and http.auth.failDelay > 0:
+        log.info("auth: failDelay is not slept (it would hold the handler); http.auth.lockout limits failed logins")
+    return Authenticator(http, policy, passwords, tokens, failures if failures and failures.enabled else None)
 
 
 def check_auth(config: Config) -> None:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,8 +29,21 @@ BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
 BCRYPT_MAX_BYTES = 72  # bcrypt reads no further; htpasswd -B truncates the same way
 CACHE_SECONDS = 300.0
 CACHE_ENTRIES = 4096
-# Checked for unknown users so that a wrong name costs as long as a wrong password.
-_DUMMY_HASH = b"$2b$10$.oB8DzEk5JHW1nUccojrKuNzQA7l1D67DP4NRucZn.KblAwjCmsya"  # cost 10, of a password nobody has
+DEFAULT_COST = 5  # what `htpasswd -nB` writes; the dummy's cost when the file has no usable entry
+_WELL_FORMED = re.compile(rb"^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$")
+
+
+def bcrypt_cost(hashed: bytes) -> int | None:
+    """The cost in a hash's prefix (`$2y$05$…` is 5), or None when bcrypt could not check against it."""
+    found = _WELL_FORMED.match(hashed)
+    return int(found.group(1)) if found else None
+
+
+def dummy_hash(hashes: list[bytes]) -> bytes:
+    """A hash of a password nobody has, at the file's most common cost: unknown users cost what known ones do."""
+    costs = Counter(c for c in map(bcrypt_cost, hashes) if c is not None)
+    cost = costs.most_common(1)[0][0] if costs else DEFAULT_COST
+    return bcrypt.hashpw(secrets.token_hex(16).encode(), bcrypt.gensalt(cost))
 
 
 def parse_htpasswd(text: str, source: str) -> dict[str, bytes]:
@@ -69,6 +84,7 @@ class Passwords:
     def __init__(self, load: Callable[[], dict[str, bytes]]) -> None:
         self._load = load
         self._users: dict[str, bytes] | None = None
+        self._dummy = b""
         self._lock = threading.Lock()
         self._cache: dict[bytes, tuple[str, float]] = {}
         self._cache_key = secrets.token_bytes(32)
@@ -84,7 +100,9 @@ class Passwords:
         if self._users is None:
             with self._lock:
                 if self._users is None:
-                    self._users = self._load()
+                    users = self._load()
+                    self._dummy = dummy_hash(list(users.values()))
+                    self._users = users
         return self._users
 
     def check(self, credential: str, user: str, password: str) -> bool:
@@ -103,11 +121,11 @@ class Passwords:
         return True
 
     def _bcrypt(self, user: str, password: str) -> bool:
+        """One bcrypt at the file's cost whatever the user: known, unknown, or with a malformed entry."""
         hashed = self.users().get(user)
         candidate = password.encode()[:BCRYPT_MAX_BYTES]
-        try:
-            matched = bcrypt.checkpw(candidate, hashed or _DUMMY_HASH)
-        except ValueError:  # a malformed hash in the file
+        usable = hashed is not None and bcrypt_cost(hashed) is not None
+        if hashed is not None and not usable:
             log.warning("user %r has a malformed bcrypt hash", user)
-            return False
-        return matched and hashed is not None
+        matched = bcrypt.checkpw(candidate, hashed if usable and hashed else self._dummy)
+        return matched and usable

@@ -118,6 +118,7 @@ SUBPATH = re.compile(rf"^/{NAME_PATTERN}$")
 
 class Storage(LocationSettings):
     redirect: bool = True
+    uploadMemoryMiB: int = Field(default=384, ge=1)  # upload bytes the whole process holds at once; uploads wait beyond it
     storageDriver: StorageDriver = Field(default_factory=StorageDriver)
     cacheDriver: CacheDriver = Field(default_factory=CacheDriver)
     subPaths: dict[str, SubPath] = Field(default_factory=dict)
@@ -168,10 +169,24 @@ class Bearer(_Model):
         return self
 
 
+class Lockout(_Model):
+    """Failed logins counted per user name and per source address (in DynamoDB); past a limit within a window, logins get 429."""
+
+    perUser: int = Field(default=10, ge=0)  # 0: not counted
+    perSource: int = Field(default=100, ge=0)  # higher: many users may share an address (NAT, CI runners)
+    window: float = Field(default=300.0, gt=0)
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> float:
+        return parse_duration(value)
+
+
 class Auth(_Model):
     htpasswd: Htpasswd
-    failDelay: float = 0.0
+    failDelay: float = 0.0  # zot's field, accepted so zot configs load; zotless never sleeps: `lockout` limits guessing
     bearer: Bearer | None = None
+    lockout: Lockout = Field(default_factory=Lockout)
 
     @field_validator("failDelay", mode="before")
     @classmethod

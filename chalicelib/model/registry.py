@@ -86,11 +86,20 @@ class Registry:
     # Blobs
 
     def check_blob(self, repo: str, digest: Digest, caller: Caller) -> BlobLocation:
-        """HEAD: with dedupe on, a blob held by a repository the caller can read is linked here (as zot does)."""
-        found = self.blobs.stat_or_link(repo, digest, caller.may_read)
+        """HEAD: with dedupe on, a blob held by a repository the caller can read is linked here (as zot does).
+
+        The link is a write (a holder item, one more reference), so only a caller who may push here
+        gets it, never in read-only mode; anyone else sees only what the repository already holds.
+        """
+        linking = self._may_link(repo, caller)
+        found = self.blobs.stat_or_link(repo, digest, caller.may_read) if linking else self.blobs.stat(repo, digest)
         if found is None:
             raise BlobUnknown(detail={"digest": str(digest)})
         return found
+
+    def _may_link(self, repo: str, caller: Caller) -> bool:
+        """Whether a HEAD may create an implicit link in repo: the rule for any other blob write."""
+        return not self.read_only(repo) and caller.may("create", repo)
 
     def blob(self, repo: str, digest: Digest) -> BlobLocation:
         return self.blobs.require(repo, digest)

@@ -112,7 +112,10 @@ class BlobStore:
         raise TooManyRequests("the blob is being garbage-collected; retry the upload", headers={"Retry-After": "1"})
 
     def stat_or_link(self, repo: str, digest: Digest, may_read: Callable[[str], bool]) -> BlobLocation | None:
-        """zot's implicit dedupe link: a blob a readable repository holds appears here too, unless deleted here."""
+        """zot's implicit dedupe link: a blob a readable repository holds appears here too, unless deleted here.
+
+        It writes; the model asks only for callers who may push to repo (else it calls `stat`).
+        """
         item = self.table.get(str(digest), repo)
         if item is not None:
             return None if item.get("deleted") else _location(digest, item)

@@ -5,6 +5,7 @@ Nothing above this module sees a bucket name, a boto3 exception or an S3 respons
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -136,7 +137,9 @@ class ObjectStore:
         return str(self.client.create_multipart_upload(Bucket=self.bucket, Key=self._key(key), ChecksumAlgorithm="CRC32")["UploadId"])
 
     def put_part(self, key: str, upload_id: str, number: int, data: bytes) -> None:
-        self.client.upload_part(Bucket=self.bucket, Key=self._key(key), UploadId=upload_id, PartNumber=number, Body=data, ChecksumAlgorithm="CRC32")
+        """The part goes as a file: botocore joins a bytes body to its request head, a second copy of every part in flight."""
+        body = io.BytesIO(data)  # shares data's buffer, no copy
+        self.client.upload_part(Bucket=self.bucket, Key=self._key(key), UploadId=upload_id, PartNumber=number, Body=body, ChecksumAlgorithm="CRC32")
 
     def complete_multipart(self, key: str, upload_id: str, part_count: int) -> None:
         """Join parts 1..part_count as S3 lists them; a higher-numbered stray part (a killed request's) is left out."""

@@ -28,6 +28,14 @@ MIN_PART = 5 << 20  # S3's smallest non-final part
 PART_SIZE = 8 << 20
 PARTS_IN_FLIGHT = 6
 HELD_BACK = PART_SIZE + MIN_PART  # a part is sent only when a minimum part would still be left over
+READ_BLOCK = 1 << 20  # a request body is read this much at a time, straight into the writer's buffer
+UNBUDGETED_READ = 64 * 1024  # a body this short never waits for the memory budget (configs, small layers)
+# What one writer holds outside its extra parts in flight: the buffer (staged bytes plus HELD_BACK) and one
+# part copied out of it, or at the tail the buffer and its copy.
+SEAT = HELD_BACK + MIN_PART + PART_SIZE
+DEFAULT_UPLOAD_MEMORY = 384 << 20
+MMAP_THRESHOLD = 4 << 20  # parts and buffers are larger: glibc maps them and unmaps them when freed
+M_MMAP_THRESHOLD = -3  # mallopt's parameter number in glibc's malloc.h
 INLINE_LIMIT = 64 * 1024  # staged bytes kept inside the DynamoDB session item
 LEASE_SECONDS = 60  # a request that dies holding a session blocks its retries this long at most
 RENEW_EVERY = LEASE_SECONDS / 3  # a request still streaming keeps its lease
@@ -213,24 +221,107 @@ def progress_headers(session: UploadSession) -> dict[str, str]:
 _executor = ThreadPoolExecutor(max_workers=4 * PARTS_IN_FLIGHT, thread_name_prefix="upload-part")  # shared by concurrent uploads
 
 
+class MemoryBudget:
+    """Bytes of upload data the whole process may hold at once; writers wait for their turn rather than fail.
+
+    Only memory accounting: correctness rests on DynamoDB and S3 conditions. A waiting writer holds
+    nothing, and a writer that holds a seat only ever tries for more (`try_acquire`), so nobody waits
+    while holding: no deadlock. Once a writer waits, others stop growing, so it is served next.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.used = 0
+        self.peak = 0
+        self._waiting = 0
+        self._changed = threading.Condition()
+
+    def acquire(self, size: int) -> None:
+        """Block until size bytes fit; more than the whole budget is granted only when nothing else is held."""
+        with self._changed:
+            self._waiting += 1
+            try:
+                self._changed.wait_for(lambda: self.used == 0 or self.used + size <= self.capacity)
+            finally:
+                self._waiting -= 1
+            self._take(size)
+
+    def try_acquire(self, size: int) -> bool:
+        """Take size bytes only if they fit now and no writer is waiting for its seat."""
+        with self._changed:
+            if self._waiting or self.used + size > self.capacity:
+                return False
+            self._take(size)
+            return True
+
+    def release(self, size: int) -> None:
+        with self._changed:
+            self.used -= size
+            self._changed.notify_all()
+
+    def resize(self, capacity: int) -> None:
+        """Set from the config when a service is built; holders keep what they have."""
+        with self._changed:
+            self.capacity = capacity
+            self._changed.notify_all()
+
+    def _take(self, size: int) -> None:
+        self.used += size
+        self.peak = max(self.peak, self.used)
+
+
+UPLOAD_MEMORY = MemoryBudget(DEFAULT_UPLOAD_MEMORY)  # one per process: every upload of every location shares it
+
+
+def release_freed_parts() -> bool:
+    """Make memory the budget released leave the process: glibc otherwise keeps freed parts in its arenas.
+
+    glibc raises its mmap threshold each time a mapped block is freed, so after the first part later
+    parts come from per-thread arenas, which fragment and keep hundreds of MiB resident under
+    concurrent uploads. A fixed threshold keeps every part mapped, returned whole when freed. False
+    where the C library has no mallopt (not glibc).
+    """
+    import ctypes
+
+    try:
+        return bool(ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+    except (OSError, AttributeError):
+        return False
+
+
 class BlobWriter:
     """Appends a request body to a claimed session: hashes as it reads and keeps a few parts in flight.
 
     The last part of a request is held back until the body ends, so a tail shorter than S3's
     minimum joins it instead of becoming a piece: a streamed PATCH leaves nothing staged.
+
+    Its memory comes from the process's budget (`UPLOAD_MEMORY`): a SEAT while it reads a body longer
+    than UNBUDGETED_READ, and one part's worth for each further part it keeps in flight.
     """
 
-    def __init__(self, store: ObjectStore, session: UploadSession) -> None:
+    def __init__(self, store: ObjectStore, session: UploadSession, budget: MemoryBudget | None = None) -> None:
         self.store = store
         self.session = session
         self.hasher = ResumableHash(session.algorithm, session.hash_state)
+        self.budget = budget or UPLOAD_MEMORY
         self._in_flight: deque[Future[None]] = deque()
+        self._seat_part: Future[None] | None = None  # the part in flight on the seat's own room
 
     def append(self, body: BinaryIO, final: bool = False) -> None:
         """Consume the whole body; on final, everything staged becomes the last part (or the whole blob)."""
         old_pieces = self.session.piece_keys()
-        buffer = bytearray(self._read(body, HELD_BACK))
-        at_end = len(buffer) < HELD_BACK
+        head = bytearray(self._read(body, UNBUDGETED_READ))
+        if len(head) < UNBUDGETED_READ and not old_pieces:
+            self._append(body, head, True, old_pieces, final)
+            return
+        self.budget.acquire(SEAT)
+        try:
+            at_end = len(head) < UNBUDGETED_READ or self._read_into(body, head, HELD_BACK - len(head))
+            self._append(body, head, at_end, old_pieces, final)
+        finally:
+            self.budget.release(SEAT)
+
+    def _append(self, body: BinaryIO, buffer: bytearray, at_end: bool, old_pieces: list[str], final: bool) -> None:
         if at_end and not final and self.session.staged + len(buffer) < MIN_PART:
             self._stage(bytes(buffer))
             self.session.hash_state = self.hasher.state()
@@ -238,7 +329,8 @@ class BlobWriter:
         buffer[0:0] = self._take_staged(old_pieces)
         try:
             self._stream_parts(body, buffer, at_end)
-            self._place_rest(bytes(buffer), final)
+            self._wait_for_parts()  # the tail's copy takes the room the parts in flight had
+            self._place_rest(buffer, final)
         finally:
             self._wait_for_parts()
             self.session.hash_state = self.hasher.state()
@@ -249,25 +341,38 @@ class BlobWriter:
         """Send parts while reading on, always keeping at least one minimum part's worth back."""
         while True:
             while len(buffer) >= HELD_BACK:
+                extra = self._make_room()
                 with memoryview(buffer) as view:
                     part = bytes(view[:PART_SIZE])
                 del buffer[:PART_SIZE]
-                self._send_part(part)
+                self._send_part(part, extra)
             if at_end:
                 return
-            wanted = HELD_BACK - len(buffer)
-            block = self._read(body, wanted)
-            at_end = len(block) < wanted
-            buffer += block
+            at_end = self._read_into(body, buffer, HELD_BACK - len(buffer))
 
-    def _place_rest(self, rest: bytes, final: bool) -> None:
+    def _read_into(self, body: BinaryIO, buffer: bytearray, size: int) -> bool:
+        """Append up to size bytes to buffer, READ_BLOCK at a time so no large copy is joined; True at the body's end."""
+        remaining = size
+        while remaining > 0:
+            block = body.read(min(remaining, READ_BLOCK))
+            if not block:
+                return True
+            self.hasher.update(block)
+            self.session.offset += len(block)
+            buffer += block
+            remaining -= len(block)
+        return False
+
+    def _place_rest(self, buffer: bytearray, final: bool) -> None:
         """The tail of a request: the whole blob, a part if S3 accepts one, or staged bytes to join later."""
+        rest = bytes(buffer)
+        buffer.clear()  # the copy replaces the buffer: the tail never costs more than two copies (the SEAT)
         if final and self.session.upload_id is None:
             if rest:
                 self.store.put(self.session.data_key, rest)
         elif final or len(rest) >= MIN_PART:
             if rest:
-                self._send_part(rest)
+                self._send_part(rest, self._make_room())
         else:
             self._stage(rest)
 
@@ -327,13 +432,31 @@ class BlobWriter:
         self.store.put(f"_uploads/{session.id}/{session.offset - len(data):016d}", data)
         session.pieces.append(len(data))
 
-    def _send_part(self, data: bytes) -> None:
-        if self.session.upload_id is None:
-            self.session.upload_id = self.store.start_multipart(self.session.data_key)
-        if len(self._in_flight) >= PARTS_IN_FLIGHT:
+    def _make_room(self) -> bool:
+        """Room for one more part: the seat's own once its part is done (False), a part's worth from the budget (True), or wait for the oldest."""
+        while True:
+            if self._seat_part is None or self._seat_part.done():
+                return False
+            if len(self._in_flight) < PARTS_IN_FLIGHT and self.budget.try_acquire(PART_SIZE):
+                return True
             self._in_flight.popleft().result()
-        self.session.parts += 1
-        self._in_flight.append(_executor.submit(self.store.put_part, self.session.data_key, self.session.upload_id, self.session.parts, data))
+
+    def _send_part(self, data: bytes, extra: bool) -> None:
+        """extra: the part's room came from the budget, which gets it back when the part settles."""
+        try:
+            if self.session.upload_id is None:
+                self.session.upload_id = self.store.start_multipart(self.session.data_key)
+            self.session.parts += 1
+            future = _executor.submit(self.store.put_part, self.session.data_key, self.session.upload_id, self.session.parts, data)
+        except BaseException:
+            if extra:
+                self.budget.release(PART_SIZE)
+            raise
+        if extra:
+            future.add_done_callback(lambda _: self.budget.release(PART_SIZE))
+        else:
+            self._seat_part = future
+        self._in_flight.append(future)
 
     def _wait_for_parts(self) -> None:
         """Let every part in flight settle; the first failure is raised after all have."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-import time
 import uuid
 from pathlib import Path
 from urllib.request import parse_http_list
@@ -20,7 +19,7 @@ import pytest
 import requests
 from oras.client import OrasClient
 
-from tests.integration.authconfig import FAIL_DELAY, KEY, PASSWORDS, creds
+from tests.integration.authconfig import KEY, PASSWORDS, creds
 from tests.integration.conftest import RunningRegistry, run_skopeo, sha256
 from tests.integration.images import make_layout
 
@@ -89,9 +88,8 @@ def test_skopeo_anonymous_push_and_wrong_password_are_refused(skopeo: str, auth_
     anonymous = push(skopeo, auth_registry, layout, f"{name('public')}:1.0", "--dest-no-creds")
     assert anonymous.returncode != 0
     assert "unauthorized" in anonymous.stderr.lower() or "authentication required" in anonymous.stderr.lower(), anonymous.stderr
-    started = time.monotonic()
     wrong = push(skopeo, auth_registry, layout, f"{name('public')}:1.0", "--dest-creds", "alice:not-her-password")
-    assert wrong.returncode != 0 and time.monotonic() - started >= FAIL_DELAY
+    assert wrong.returncode != 0  # at once: failDelay is not slept (tests/integration/test_auth_findings.py)
     failures = [e for e in auth_registry.log_entries("zotless.auth") if "failed login" in e["message"]]
     assert failures and "'alice'" in failures[-1]["message"] and "127.0.0.1" in failures[-1]["message"]
     log = auth_registry.log_path.read_text()
