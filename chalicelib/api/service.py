@@ -14,8 +14,9 @@ from chalicelib.storage.aws import Clients, make_clients
 from chalicelib.storage.blobs import BlobStore
 from chalicelib.storage.dynamo import Table
 from chalicelib.storage.index import RepoIndex
+from chalicelib.storage.memory import UPLOAD_MEMORY, release_freed_parts
 from chalicelib.storage.objectstore import ObjectStore
-from chalicelib.storage.uploads import UPLOAD_MEMORY, SessionTable, release_freed_parts
+from chalicelib.storage.uploads import SessionTable
 
 
 @dataclass(frozen=True)

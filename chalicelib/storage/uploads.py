@@ -22,6 +22,7 @@ from typing import BinaryIO
 from chalicelib.spec.errors import BlobUploadUnknown, DigestInvalid, RangeInvalid
 from chalicelib.spec.references import Digest, ResumableHash
 from chalicelib.storage.dynamo import Table
+from chalicelib.storage.memory import UPLOAD_MEMORY, MemoryBudget
 from chalicelib.storage.objectstore import ObjectStore
 
 MIN_PART = 5 << 20  # S3's smallest non-final part
@@ -33,9 +34,6 @@ UNBUDGETED_READ = 64 * 1024  # a body this short never waits for the memory budg
 # What one writer holds outside its extra parts in flight: the buffer (staged bytes plus HELD_BACK) and one
 # part copied out of it, or at the tail the buffer and its copy.
 SEAT = HELD_BACK + MIN_PART + PART_SIZE
-DEFAULT_UPLOAD_MEMORY = 384 << 20
-MMAP_THRESHOLD = 4 << 20  # parts and buffers are larger: glibc maps them and unmaps them when freed
-M_MMAP_THRESHOLD = -3  # mallopt's parameter number in glibc's malloc.h
 INLINE_LIMIT = 64 * 1024  # staged bytes kept inside the DynamoDB session item
 LEASE_SECONDS = 60  # a request that dies holding a session blocks its retries this long at most
 RENEW_EVERY = LEASE_SECONDS / 3  # a request still streaming keeps its lease
@@ -219,74 +217,6 @@ def progress_headers(session: UploadSession) -> dict[str, str]:
 
 
 _executor = ThreadPoolExecutor(max_workers=4 * PARTS_IN_FLIGHT, thread_name_prefix="upload-part")  # shared by concurrent uploads
-
-
-class MemoryBudget:
-    """Bytes of upload data the whole process may hold at once; writers wait for their turn rather than fail.
-
-    Only memory accounting: correctness rests on DynamoDB and S3 conditions. A waiting writer holds
-    nothing, and a writer that holds a seat only ever tries for more (`try_acquire`), so nobody waits
-    while holding: no deadlock. Once a writer waits, others stop growing, so it is served next.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.used = 0
-        self.peak = 0
-        self._waiting = 0
-        self._changed = threading.Condition()
-
-    def acquire(self, size: int) -> None:
-        """Block until size bytes fit; more than the whole budget is granted only when nothing else is held."""
-        with self._changed:
-            self._waiting += 1
-            try:
-                self._changed.wait_for(lambda: self.used == 0 or self.used + size <= self.capacity)
-            finally:
-                self._waiting -= 1
-            self._take(size)
-
-    def try_acquire(self, size: int) -> bool:
-        """Take size bytes only if they fit now and no writer is waiting for its seat."""
-        with self._changed:
-            if self._waiting or self.used + size > self.capacity:
-                return False
-            self._take(size)
-            return True
-
-    def release(self, size: int) -> None:
-        with self._changed:
-            self.used -= size
-            self._changed.notify_all()
-
-    def resize(self, capacity: int) -> None:
-        """Set from the config when a service is built; holders keep what they have."""
-        with self._changed:
-            self.capacity = capacity
-            self._changed.notify_all()
-
-    def _take(self, size: int) -> None:
-        self.used += size
-        self.peak = max(self.peak, self.used)
-
-
-UPLOAD_MEMORY = MemoryBudget(DEFAULT_UPLOAD_MEMORY)  # one per process: every upload of every location shares it
-
-
-def release_freed_parts() -> bool:
-    """Make memory the budget released leave the process: glibc otherwise keeps freed parts in its arenas.
-
-    glibc raises its mmap threshold each time a mapped block is freed, so after the first part later
-    parts come from per-thread arenas, which fragment and keep hundreds of MiB resident under
-    concurrent uploads. A fixed threshold keeps every part mapped, returned whole when freed. False
-    where the C library has no mallopt (not glibc).
-    """
-    import ctypes
-
-    try:
-        return bool(ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
-    except (OSError, AttributeError):
-        return False
 
 
 class BlobWriter:

@@ -10,7 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
-from chalicelib.storage.uploads import PART_SIZE, SEAT, BlobWriter, MemoryBudget, UploadSession
+from chalicelib.storage.memory import MemoryBudget
+from chalicelib.storage.uploads import PART_SIZE, SEAT, BlobWriter, UploadSession
 
 MIB = 1 << 20
 LONG = 60.0  # a bound on how long a broken test may hang, never an assertion
