@@ -28,8 +28,14 @@ def configure_logging(config: Config) -> None:
 
 
 @contextmanager
-def local_service(config: Config, emulator: bool | None = None) -> Iterator[tuple[Service, str | None]]:
-    """The service, plus the emulator's endpoint when one was started (None = use what is configured)."""
+def local_service(
+    config: Config, emulator: bool | None = None, on_emulator_exit: Callable[[int], None] | None = None
+) -> Iterator[tuple[Service, str | None]]:
+    """The service, plus the emulator's endpoint when one was started (None = use what is configured).
+
+    on_emulator_exit(returncode) is called if the emulator dies while the service is in use: every
+    storage call would fail from then on, so the caller should stop serving.
+    """
     start = not endpoint_configured(config) if emulator is None else emulator
     if not start:
         clients = make_clients(config)
@@ -42,6 +48,8 @@ def local_service(config: Config, emulator: bool | None = None) -> Iterator[tupl
             os.environ.setdefault(variable, value)
         clients = make_clients(config)
         ensure_resources(config, clients)
+        if on_emulator_exit is not None:
+            moto.watch(on_emulator_exit)
         yield build_service(config, clients), moto.endpoint
 
 

@@ -389,7 +389,7 @@ def _close_iterable(body: object) -> None:
         close()
 
 
-def serve(handler: Handler, host: str, port: int) -> ThreadingHTTPServer:
+def serve(handler: Handler, host: str, port: int) -> LocalServer:
     """Bind the server; the caller runs serve_forever() and owns shutdown."""
     return LocalServer((host, port), handler)
 
