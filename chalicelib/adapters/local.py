@@ -12,7 +12,7 @@ from chalicelib.adapters import logs
 from chalicelib.adapters.emulator import start_moto
 from chalicelib.api.service import Service, build_service
 from chalicelib.config.schema import Config
-from chalicelib.storage.aws import ensure_resources, make_clients
+from chalicelib.storage.aws import claim_index, ensure_resources, make_clients
 
 ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB")
 
@@ -40,6 +40,7 @@ def local_service(
     if not start:
         clients = make_clients(config)
         ensure_resources(config, clients)
+        claim_index(config, clients)
         yield build_service(config, clients), None
         return
     with start_moto() as moto:
@@ -48,6 +49,7 @@ def local_service(
             os.environ.setdefault(variable, value)
         clients = make_clients(config)
         ensure_resources(config, clients)
+        claim_index(config, clients)
         if on_emulator_exit is not None:
             moto.watch(on_emulator_exit)
         yield build_service(config, clients), moto.endpoint

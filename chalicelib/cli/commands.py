@@ -72,6 +72,8 @@ def serve(config_path: str | None, host: str | None, port: int | None, emulator:
             except KeyboardInterrupt:
                 click.echo("zotless: stopping")
                 return
+    except ConfigError as error:  # found while starting, e.g. an index that belongs to another bucket or prefix
+        raise click.ClickException(str(error)) from error
     finally:
         server.server_close()
     if died:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -76,3 +77,38 @@ def test_server_stops_when_its_emulator_dies(server: RunningRegistry) -> None:
     assert code != 0
     died = [line for line in server.log_lines() if "emulator" in line and "died" in line]
     assert len(died) == 1 and "exit code -9" in died[0], server.log_lines()[-5:]
+
+
+@pytest.fixture
+def moto_endpoint() -> Iterator[str]:
+    """An S3 + DynamoDB endpoint that outlives one server, like LocalStack or AWS itself."""
+    from chalicelib.adapters.emulator import start_moto
+
+    with start_moto() as moto:
+        yield moto.endpoint
+
+
+def storage_config(endpoint: str, root: str | None) -> dict:
+    driver = {"regionendpoint": endpoint, **({"rootdirectory": root} if root is not None else {})}
+    return {"storage": {"storageDriver": driver, "cacheDriver": {"endpoint": endpoint}}}
+
+
+def test_server_refuses_an_index_of_another_prefix(tmp_path: Path, moto_endpoint: str) -> None:
+    first = _start(tmp_path, storage_config(moto_endpoint, "/zotless"))
+    try:
+        first.push_image("team/app", "1.0")
+    finally:
+        _stop(first.process)
+    assert first.process.returncode == 0
+    again = _start(tmp_path, storage_config(moto_endpoint, "zotless/"))  # the same prefix: serves what it finds
+    try:
+        assert again("GET", "/v2/team/app/tags/list").json()["tags"] == ["1.0"]
+    finally:
+        _stop(again.process)
+
+    (tmp_path / "omitted.json").write_text(json.dumps(storage_config(moto_endpoint, None)))
+    command = [*zotless_command(), "serve", "--port", "0", "--config", str(tmp_path / "omitted.json")]
+    result = subprocess.run(command, cwd=ROOT, env=server_env(), capture_output=True, text=True, timeout=EXIT_TIMEOUT, check=False)
+    assert result.returncode == 1 and "listening" not in result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "s3://zotless/zotless/" in lines[0] and "stores content in s3://zotless/;" in lines[0], result.stderr
