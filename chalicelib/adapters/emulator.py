@@ -8,7 +8,9 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -29,10 +31,24 @@ class MotoEmulator:
         self.port = port
         self.endpoint = f"http://{HOST}:{port}"
         self.log_path = log_path
+        self.stopping = False
         atexit.register(self.stop)
+
+    def watch(self, on_exit: Callable[[int], None]) -> threading.Thread:
+        """Call on_exit(returncode) from a daemon thread if the child ends without stop() being asked to end it."""
+
+        def wait() -> None:
+            code = self.process.wait()
+            if not self.stopping:
+                on_exit(code)
+
+        thread = threading.Thread(target=wait, name=f"moto-watch-{self.port}", daemon=True)
+        thread.start()
+        return thread
 
     def stop(self) -> None:
         """Terminate, then kill if it ignores SIGTERM; always reap so no zombie or orphan is left."""
+        self.stopping = True
         atexit.unregister(self.stop)
         if self.process.poll() is not None:
             return

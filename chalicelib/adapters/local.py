@@ -12,7 +12,7 @@ from chalicelib.adapters import logs
 from chalicelib.adapters.emulator import start_moto
 from chalicelib.api.service import Service, build_service
 from chalicelib.config.schema import Config
-from chalicelib.storage.aws import ensure_resources, make_clients
+from chalicelib.storage.aws import claim_index, ensure_resources, make_clients
 
 ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB")
 
@@ -28,12 +28,19 @@ def configure_logging(config: Config) -> None:
 
 
 @contextmanager
-def local_service(config: Config, emulator: bool | None = None) -> Iterator[tuple[Service, str | None]]:
-    """The service, plus the emulator's endpoint when one was started (None = use what is configured)."""
+def local_service(
+    config: Config, emulator: bool | None = None, on_emulator_exit: Callable[[int], None] | None = None
+) -> Iterator[tuple[Service, str | None]]:
+    """The service, plus the emulator's endpoint when one was started (None = use what is configured).
+
+    on_emulator_exit(returncode) is called if the emulator dies while the service is in use: every
+    storage call would fail from then on, so the caller should stop serving.
+    """
     start = not endpoint_configured(config) if emulator is None else emulator
     if not start:
         clients = make_clients(config)
         ensure_resources(config, clients)
+        claim_index(config, clients)
         yield build_service(config, clients), None
         return
     with start_moto() as moto:
@@ -42,6 +49,9 @@ def local_service(config: Config, emulator: bool | None = None) -> Iterator[tupl
             os.environ.setdefault(variable, value)
         clients = make_clients(config)
         ensure_resources(config, clients)
+        claim_index(config, clients)
+        if on_emulator_exit is not None:
+            moto.watch(on_emulator_exit)
         yield build_service(config, clients), moto.endpoint
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import logging
@@ -10,12 +11,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import BinaryIO, cast
 from urllib.parse import parse_qs
 
 from chalicelib.adapters import logs
 from chalicelib.spec.http import Headers, Request, Response
+from chalicelib.spec.numbers import ascii_int
 
 logger = logging.getLogger("zotless.localserver")
 
@@ -23,7 +26,11 @@ Handler = Callable[[Request], Response]
 DRAIN_LIMIT = 64 * 1024 * 1024
 MAX_LINE = 8192
 MAX_TRAILERS = 64
+MAX_HEADERS = 100  # fields in one request's header section (431 beyond)
+MAX_HEADER_BYTES = 64 * 1024  # the whole header section, request line excluded (431 beyond)
 _HEX = frozenset(b"0123456789abcdefABCDEF")
+_TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_BLANK = (b"\r\n", b"\n", b"")
 _DISCONNECTS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
 
 
@@ -146,6 +153,58 @@ class ChunkedReader(BodyReader):
         raise BodyError("too many trailer fields")
 
 
+class HeaderSection:
+    """Stands in for rfile while http.client reads the header lines: enforces our limits and RFC 9112's field syntax.
+
+    http.client would accept obsolete line folding and "Name : value" (a field nobody then finds by its
+    name), which is how requests get smuggled past a proxy; the first such line is remembered as `problem`.
+    """
+
+    def __init__(self, rfile: BinaryIO) -> None:
+        self._rfile = rfile
+        self.size = 0
+        self.fields = 0
+        self.problem: str | None = None
+
+    def readline(self, limit: int = -1) -> bytes:
+        line = self._rfile.readline(limit)
+        self.size += len(line)
+        if self.size > MAX_HEADER_BYTES:
+            raise http.client.HTTPException(f"header section over {MAX_HEADER_BYTES} bytes")
+        if line not in _BLANK:
+            self.fields += 1
+            if self.fields > MAX_HEADERS:
+                raise http.client.HTTPException(f"more than {MAX_HEADERS} header fields")
+            self.problem = self.problem or _field_problem(line)
+        return line
+
+
+def _field_problem(line: bytes) -> str | None:
+    """Why one header line is not `token ":" OWS value OWS CRLF`, or None when it is."""
+    if line[:1] in (b" ", b"\t"):
+        return "obsolete line folding in a header field"
+    name, colon, value = line.partition(b":")
+    if not colon or not name or not _TOKEN.issuperset(name):
+        return "malformed header field name"
+    if b"\0" in value or b"\r" in value.rstrip(b"\r\n"):
+        return "NUL or bare CR in a header field value"
+    return None
+
+
+def _framing_problem(headers: Message) -> str | None:
+    """RFC 9112 section 6: a body's length must be stated once, one way, in ASCII digits."""
+    lengths, encodings = headers.get_all("Content-Length", []), headers.get_all("Transfer-Encoding", [])
+    if len(lengths) > 1:
+        return "more than one Content-Length field"
+    if len(encodings) > 1:
+        return "more than one Transfer-Encoding field"
+    if lengths and encodings:
+        return "both Content-Length and Transfer-Encoding sent"
+    if lengths and ascii_int(lengths[0]) is None:
+        return "invalid Content-Length"
+    return None
+
+
 class LocalServer(ThreadingHTTPServer):
     """ThreadingHTTPServer that carries the core's handler and keeps client disconnects out of stderr."""
 
@@ -181,6 +240,59 @@ class RequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         """Silenced: the base class would print raw request lines, which may carry tokens."""
 
+    def handle_one_request(self) -> None:
+        """A request starts with a method token; anything else (docker's TLS ClientHello) is refused at once.
+
+        Waiting for a line end first could hang on binary input, and docker falls back to plain HTTP
+        only when the answer starts with an HTTP status line.
+        """
+        try:
+            first = self.rfile.peek(1)[:1]  # type: ignore[attr-defined]
+        except TimeoutError:
+            self.close_connection = True
+            return
+        if first and first[0] not in _TOKEN and first not in (b"\r", b"\n"):
+            self.command, self.requestline = None, ""
+            self.send_error(400, "not an HTTP/1.1 request: TLS sent to a plain-HTTP port?")
+            return
+        super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        """The base class's parsing, with header limits and the framing checks that keep requests from being smuggled."""
+        rfile, section = self.rfile, HeaderSection(cast(BinaryIO, self.rfile))
+        self.rfile = cast(io.BufferedIOBase, section)
+        try:
+            parsed = super().parse_request()
+        finally:
+            self.rfile = rfile
+        if not parsed:
+            return False
+        problem = section.problem or _framing_problem(self.headers)
+        if problem is None and self.request_version == "HTTP/0.9":
+            problem = "HTTP/0.9 requests are not supported"
+        if problem is not None:
+            self.send_error(400, problem)
+            return False
+        return True
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Refusals before the core runs: a status line whatever the client sent, the spec's JSON body, then close.
+
+        The base class would answer a malformed request line with a bare HTML body (no status line);
+        its messages quote the request line, which may carry a token, so only the part before it is kept.
+        """
+        reason = (message or self.responses.get(code, ("error",))[0]).split(" (", 1)[0]
+        text = f"{reason}: {explain}" if explain and code == 431 else reason
+        self.close_connection = True
+        self.request_version = "HTTP/1.1"  # else send_response_only writes no status line for an unparsed request
+        self._sent, started = 0, time.monotonic()
+        try:
+            self._write_response(_error(code, "UNSUPPORTED", text, close=True))
+        finally:
+            method, path = self.command or "", (self.path or "").partition("?")[0] if self.command else ""
+            fields = logs.request_fields(logs.new_request_id(), method, path, code, started, self.client_address[0], bytes=self._sent, refused=text)
+            logger.warning("refused a request: %d %s", code, text, extra={"fields": fields})
+
     def _dispatch(self) -> None:
         started, request_id = time.monotonic(), logs.new_request_id()
         path, _, query = self.path.partition("?")
@@ -214,16 +326,12 @@ class RequestHandler(BaseHTTPRequestHandler):
         expect = self.headers.get("Expect", "").lower() == "100-continue" and self.request_version >= "HTTP/1.1"
         self._continue_pending = expect
         on_first_read = self._send_continue if expect else None
-        encoding, length = self.headers.get("Transfer-Encoding"), self.headers.get("Content-Length")
+        encoding = self.headers.get("Transfer-Encoding")
         if encoding is not None:
             if encoding.strip().lower() != "chunked":
                 return _error(501, "UNSUPPORTED", "only chunked transfer encoding is supported", close=True)
-            if length is not None:
-                return _error(400, "UNSUPPORTED", "both Content-Length and Transfer-Encoding sent", close=True)
             return ChunkedReader(rfile, on_first_read)
-        if length is not None and not length.strip().isdigit():
-            return _error(400, "UNSUPPORTED", "invalid Content-Length", close=True)
-        return LengthReader(rfile, int(length or 0), on_first_read)
+        return LengthReader(rfile, ascii_int(self.headers.get("Content-Length")) or 0, on_first_read)  # checked in parse_request
 
     def _call_app(self, request: Request, reader: BodyReader) -> Response:
         try:
@@ -281,7 +389,7 @@ def _close_iterable(body: object) -> None:
         close()
 
 
-def serve(handler: Handler, host: str, port: int) -> ThreadingHTTPServer:
+def serve(handler: Handler, host: str, port: int) -> LocalServer:
     """Bind the server; the caller runs serve_forever() and owns shutdown."""
     return LocalServer((host, port), handler)
 

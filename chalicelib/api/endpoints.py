@@ -13,9 +13,10 @@ from chalicelib.api.router import Context, Router
 from chalicelib.auth.authn import TOKEN_PATH, Authenticator
 from chalicelib.model.access import ANONYMOUS, Action, Caller
 from chalicelib.model.locations import RoutedRegistry
-from chalicelib.spec.errors import BlobRangeInvalid, DigestInvalid, PayloadTooLarge, RangeInvalid, ReadOnly, RegistryError
+from chalicelib.spec.errors import BlobRangeInvalid, DigestInvalid, PayloadTooLarge, RangeInvalid, ReadOnly, RegistryError, SizeInvalid
 from chalicelib.spec.http import Headers, Request, Response
 from chalicelib.spec.manifests import MAX_MANIFEST_SIZE, OCI_INDEX
+from chalicelib.spec.numbers import ascii_int
 from chalicelib.spec.references import Digest, is_tag, validate_name
 from chalicelib.storage.blobs import BlobLocation
 from chalicelib.storage.uploads import UploadSession, progress_headers
@@ -26,8 +27,9 @@ API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 MAX_PAGE = 1000
 WRITE_ACTIONS = {"create", "update", "delete"}
 PRESIGN_SECONDS = 900
-_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# Shapes only: the numbers in them go through ascii_int, which accepts ASCII digits alone.
+_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?([^-/\s]+)-([^-/\s]+)(?:/([^-/\s]+))?$")
+_RANGE = re.compile(r"^bytes=([^-\s]*)-([^-\s]*)$")
 
 
 class PaginationInvalid(RegistryError):
@@ -53,9 +55,19 @@ def _page_size(request: Request) -> int | None:
     raw = request.arg("n")
     if raw is None or raw == "":
         return None
-    if not raw.isdigit():
+    value = ascii_int(raw)
+    if value is None:
         raise PaginationInvalid(detail={"n": raw[:20]})
-    return min(int(raw), MAX_PAGE)
+    return min(value, MAX_PAGE)
+
+
+def _content_length(request: Request) -> int | None:
+    """The declared body length; one that is present but not ASCII digits is the client's error."""
+    raw = request.headers.get("Content-Length")
+    length = request.content_length
+    if raw is not None and length is None:
+        raise SizeInvalid("invalid Content-Length", detail={"Content-Length": raw[:30]})
+    return length
 
 
 def _content_range(request: Request) -> tuple[int, int] | None:
@@ -64,10 +76,12 @@ def _content_range(request: Request) -> tuple[int, int] | None:
     if raw is None:
         return None
     found = _CONTENT_RANGE.match(raw.strip())
-    if not found or int(found.group(2)) < int(found.group(1)):
+    start, end = (ascii_int(found.group(1)), ascii_int(found.group(2))) if found else (None, None)
+    total = found.group(3) if found else None
+    if start is None or end is None or end < start or (total not in (None, "*") and ascii_int(total) is None):
         raise RangeInvalid("malformed Content-Range", detail={"Content-Range": raw[:100]})
-    start, end = int(found.group(1)), int(found.group(2))
-    if request.content_length is not None and request.content_length != end - start + 1:
+    length = _content_length(request)
+    if length is not None and length != end - start + 1:
         raise RangeInvalid("Content-Range does not match Content-Length")
     return start, end - start + 1
 
@@ -76,16 +90,19 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     """A single Range of a blob GET as inclusive (first, last); None means the whole blob."""
     if not header:
         return None
+    refused = BlobRangeInvalid(headers={"Content-Range": f"bytes */{size}"})
     found = _RANGE.match(header.strip())
-    if not found or (not found.group(1) and not found.group(2)):
-        raise BlobRangeInvalid(headers={"Content-Range": f"bytes */{size}"})
-    if found.group(1):
-        first = int(found.group(1))
-        last = min(int(found.group(2)), size - 1) if found.group(2) else size - 1
+    if not found or found.groups() == ("", ""):
+        raise refused
+    first, last = (ascii_int(raw) if raw else None for raw in found.groups())
+    if (found.group(1) and first is None) or (found.group(2) and last is None):
+        raise refused
+    if first is None:
+        first, last = max(size - (last or 0), 0), size - 1
     else:
-        first, last = max(size - int(found.group(2)), 0), size - 1
+        last = size - 1 if last is None else min(last, size - 1)
     if first > last or first >= size:
-        raise BlobRangeInvalid(headers={"Content-Range": f"bytes */{size}"})
+        raise refused
     return first, last
 
 
@@ -213,7 +230,7 @@ class Api:
 
     def put_manifest(self, context: Context) -> Response:
         request = context.request
-        length = request.content_length
+        length = _content_length(request)
         if length is not None and length > MAX_MANIFEST_SIZE:
             raise PayloadTooLarge("manifest too large", detail={"limit": MAX_MANIFEST_SIZE})
         body = request.body.read(MAX_MANIFEST_SIZE + 1)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from chalicelib.auth.authn import check_auth
 from chalicelib.config.schema import ConfigError, load_config
+
+if TYPE_CHECKING:
+    from chalicelib.adapters.localserver import LocalServer
 
 
 def _config(path: str | None, port: int | None = None):
@@ -31,35 +37,63 @@ def main() -> None:
 @main.command()
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="JSON config file (zot's shape).")
 @click.option("--host", default=None, help="Address to listen on (default: http.address).")
-@click.option("--port", type=int, default=None, help="Port to listen on (default: http.port; 0 picks a free one).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port to listen on (default: http.port; 0 picks a free one).")
 @click.option("--emulator/--no-emulator", default=None, help="Force the embedded S3 + DynamoDB emulator on or off (default: on when no endpoint is set).")
 @click.option("--lambda", "lambda_mode", is_flag=True, help="Emulate API Gateway + Lambda: requests become proxy events for app.py, within Lambda's limits.")
 def serve(config_path: str | None, host: str | None, port: int | None, emulator: bool | None, lambda_mode: bool) -> None:
     """Serve the registry over HTTP, with the embedded emulator when no AWS endpoint is configured."""
     from chalicelib.adapters.local import configure_logging, local_service, start_gc_schedule
-    from chalicelib.adapters.localserver import serve as http_serve
 
     config = _config(config_path, port)
     configure_logging(config)
+    server = _listen(host or config.http.address, config.http.port)  # before the emulator: a taken port fails fast
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    with local_service(config, emulator) as (service, endpoint):
-        handler = service.api.handle
-        if lambda_mode:
-            from chalicelib.adapters.lambdamode import lambda_handler
+    died: list[int] = []
 
-            handler = lambda_handler(config_path, config)
-        server = http_serve(handler, host or config.http.address, config.http.port)
-        start_gc_schedule(service)
-        address, bound_port = server.server_address[:2]
-        click.echo(f"zotless: registry listening on http://{address}:{bound_port}")
-        click.echo(f"zotless: S3 + DynamoDB at {endpoint or 'the configured AWS endpoint'} (bucket {config.storage.storageDriver.bucket})")
-        sys.stdout.flush()
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            click.echo("zotless: stopping")
-        finally:
-            server.server_close()
+    def emulator_died(code: int) -> None:
+        """Every storage call fails once the emulator is gone: stop serving rather than answer 500s."""
+        died.append(code)
+        server.shutdown()  # serve_forever returns; if a Ctrl-C killed the emulator too, KeyboardInterrupt wins
+
+    try:
+        with local_service(config, emulator, emulator_died) as (service, endpoint):
+            server.app = service.api.handle
+            if lambda_mode:
+                from chalicelib.adapters.lambdamode import lambda_handler
+
+                server.app = lambda_handler(config_path, config)
+            start_gc_schedule(service)
+            address, bound_port = server.server_address[:2]
+            click.echo(f"zotless: registry listening on http://{address}:{bound_port}")
+            click.echo(f"zotless: S3 + DynamoDB at {endpoint or 'the configured AWS endpoint'} (bucket {config.storage.storageDriver.bucket})")
+            sys.stdout.flush()
+            try:
+                server.serve_forever()  # returns only when emulator_died shut it down
+            except KeyboardInterrupt:
+                click.echo("zotless: stopping")
+                return
+    except ConfigError as error:  # found while starting, e.g. an index that belongs to another bucket or prefix
+        raise click.ClickException(str(error)) from error
+    finally:
+        server.server_close()
+    if died:
+        message = "the embedded S3 + DynamoDB emulator (moto_server) died with exit code %d; the registry stopped"
+        logging.getLogger("zotless.serve").error(message, died[0])
+        sys.exit(1)
+
+
+def _listen(host: str, port: int) -> LocalServer:
+    """Bind the port, or end with one line naming it; requests wait in the backlog until serve_forever runs."""
+    from chalicelib.adapters.localserver import serve as http_serve
+    from chalicelib.spec.http import Response
+
+    try:
+        return http_serve(lambda request: Response(503), host, port)  # the real handler is set once the service exists
+    except OSError as error:
+        reason = error.strerror or str(error)
+        if error.errno == errno.EADDRINUSE:
+            reason = "address already in use (another zotless serve? pick another port with --port)"
+        raise click.ClickException(f"cannot listen on {host}:{port}: {reason}") from error
 
 
 @main.command()

@@ -61,8 +61,12 @@ class KeepTags(_Model):
     @field_validator("patterns")
     @classmethod
     def _regexes(cls, value: list[str]) -> list[str]:
+        """A ValueError, not re.error, so the message names the field path like every other mistake."""
         for pattern in value:
-            re.compile(pattern)
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from exc
         return value
 
 
@@ -130,6 +134,19 @@ class Storage(LocationSettings):
             if not SUBPATH.match(prefix):
                 raise ValueError(f"sub-path {prefix!r} must be '/' followed by a repository name prefix, e.g. /infra")
         return value
+
+    @model_validator(mode="after")
+    def _distinct_locations(self) -> Storage:
+        """Two locations on one bucket and prefix would collect (GC) and rebuild each other's content."""
+        owners: dict[tuple[str, str], str] = {}
+        drivers = [("storage.storageDriver", self.storageDriver)] + [(f"storage.subPaths.{p}.storageDriver", s.storageDriver) for p, s in self.subPaths.items()]
+        for field, driver in drivers:
+            where = (driver.bucket, driver.rootdirectory)
+            if where in owners:
+                place = f"s3://{driver.bucket}/{driver.rootdirectory}"
+                raise ValueError(f"{owners[where]} and {field} both store in {place}: give each its own bucket or rootdirectory")
+            owners[where] = field
+        return self
 
 
 ActionName = Literal["read", "create", "update", "delete"]
@@ -220,7 +237,7 @@ class AccessControl(_Model):
 
 class Http(_Model):
     address: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(default=8000, ge=0, le=65535)  # 0: any free port, as `zotless serve --port 0`
     realm: str = "zotless"
     auth: Auth | None = None
     accessControl: AccessControl | None = None

@@ -7,6 +7,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from chalicelib.spec.numbers import ascii_int
+
 
 class Headers:
     """Case-insensitive header map; adapters build it from whatever their framework hands them."""
@@ -54,10 +56,8 @@ class Request:
 
     @property
     def content_length(self) -> int | None:
-        raw = self.headers.get("Content-Length")
-        if raw is None or not raw.strip().isdigit():
-            return None
-        return int(raw)
+        """The declared length, or None when absent or not ASCII digits (the API refuses the latter)."""
+        return ascii_int(self.headers.get("Content-Length"))
 
 
 @dataclass

@@ -9,9 +9,17 @@ import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
-from chalicelib.config.schema import Config, location_config
+from chalicelib.config.schema import Config, ConfigError, location_config
+from chalicelib.storage.dynamo import Table
 
 _RETRIES = {"max_attempts": 5, "mode": "standard"}
+# One item in the repository table names the bucket and prefix its index describes. "_meta" is not a
+# valid repository name, so it never reaches the catalog (whose items live under "_catalog").
+LOCATION_MARKER = ("_meta", "location")
+
+
+class LocationMismatch(ConfigError):
+    """The repository index found belongs to another bucket or prefix: every blob would be a 404."""
 
 
 @dataclass(frozen=True)
@@ -92,3 +100,30 @@ def _ensure_bucket(clients: Clients, bucket: str) -> None:
         region = clients.s3.meta.region_name
         extra = {"CreateBucketConfiguration": {"LocationConstraint": region}} if region and region != "us-east-1" else {}
         clients.s3.create_bucket(Bucket=bucket, **extra)
+
+
+def claim_index(config: Config, clients: Clients) -> None:
+    """Record on first start which bucket and prefix the index describes; refuse to serve another one later.
+
+    One consistent GetItem when the marker exists; the first start adds a conditional PutItem (and reads
+    again only if another server won that race).
+    """
+    driver, table_name = config.storage.storageDriver, config.storage.cacheDriver.repoMetaTablename
+    table = Table(clients.dynamodb, table_name, "repo", "key")
+    wanted = {"bucket": driver.bucket, "rootdirectory": driver.rootdirectory}
+    found = table.get(*LOCATION_MARKER)
+    if found is None:
+        marker = {"repo": LOCATION_MARKER[0], "key": LOCATION_MARKER[1], **wanted}
+        if table.put(marker, condition="attribute_not_exists(repo)"):
+            return
+        found = table.get(*LOCATION_MARKER) or {}
+    recorded = {"bucket": found.get("bucket"), "rootdirectory": found.get("rootdirectory")}
+    if recorded != wanted:
+        raise LocationMismatch(
+            f"the index in table {table_name} belongs to {_where(recorded)} but this config stores content in {_where(wanted)}; "
+            "set storage.storageDriver's bucket and rootdirectory to match it, or give this location its own tables (storage.cacheDriver)"
+        )
+
+
+def _where(location: dict[str, str | None]) -> str:
+    return f"s3://{location['bucket']}/{location['rootdirectory'] or ''}"

@@ -127,3 +127,57 @@ def test_check_auth_fails_early(tmp_path: Path):
     bad_glob = {"accessControl": {"repositories": {"team/[z-a]": {"defaultPolicy": ["read"]}}}}
     with pytest.raises(ConfigError, match="bad glob"):
         check_auth(load_config(_auth_config(tmp_path, {"htpasswd": {"path": str(EXAMPLES[0].with_name("htpasswd"))}}, **bad_glob), environ={}))
+
+
+def load_raw(tmp_path: Path, raw: dict) -> str:
+    """The ConfigError message for a config, which the test expects to be refused."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ConfigError) as error:
+        load_config(path, environ={})
+    return str(error.value)
+
+
+@pytest.mark.parametrize("where", ["storage", "sub-path"])
+def test_invalid_keep_tags_regex_names_the_field(tmp_path: Path, where: str):
+    retention = {"policies": [{"repositories": ["**"], "keepTags": [{"patterns": ["v1.*", "(unclosed"]}]}]}
+    storage = {"retention": retention} if where == "storage" else {"subPaths": {"/infra": {"storageDriver": {"bucket": "infra"}, "retention": retention}}}
+    message = load_raw(tmp_path, {"storage": storage})
+    prefix = "storage" if where == "storage" else "storage.subPaths./infra"
+    assert f"{prefix}.retention.policies.0.keepTags.0.patterns" in message and "(unclosed" in message
+
+
+@pytest.mark.parametrize("port", [-1, 65536, 700000])
+def test_port_out_of_range(tmp_path: Path, port: int):
+    assert "http.port" in load_raw(tmp_path, {"http": {"port": port}})
+
+
+def test_port_bounds_are_accepted(tmp_path: Path):
+    path = tmp_path / "config.json"
+    for port in (0, 1, 65535):  # 0 asks for any free port, as `zotless serve --port 0` does
+        path.write_text(json.dumps({"http": {"port": port}}))
+        assert load_config(path, environ={}).http.port == port
+    with pytest.raises(ConfigError, match=r"http\.port"):
+        load_config(None, environ={"ZOTLESS_PORT": "70000"})
+
+
+@pytest.mark.parametrize(
+    ("storage", "first", "second"),
+    [
+        (
+            {"subPaths": {"/a": {"storageDriver": {"bucket": "b", "rootdirectory": "/x"}}, "/c": {"storageDriver": {"bucket": "b", "rootdirectory": "x/"}}}},
+            "storage.subPaths./a.storageDriver",
+            "storage.subPaths./c.storageDriver",
+        ),
+        (
+            {"storageDriver": {"rootdirectory": "/main"}, "subPaths": {"/infra": {"storageDriver": {"rootdirectory": "main"}}}},
+            "storage.storageDriver",
+            "storage.subPaths./infra.storageDriver",
+        ),
+        ({"subPaths": {"/infra": {"storageDriver": {}}}}, "storage.storageDriver", "storage.subPaths./infra.storageDriver"),
+    ],
+    ids=["two-sub-paths", "sub-path-and-default", "sub-path-with-no-own-location"],
+)
+def test_two_locations_on_one_bucket_and_prefix_are_refused(tmp_path: Path, storage: dict, first: str, second: str):
+    message = load_raw(tmp_path, {"storage": storage})
+    assert first in message and second in message
