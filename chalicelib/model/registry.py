@@ -216,7 +216,8 @@ class Registry:
         if dropped is None:
             raise ManifestUnknown(detail={"digest": reference})
         self.store.delete(*[tag_object_key(repo, t) for t in dropped.tags])
-        self._release(repo, digest, dropped.item)
+        if dropped.item:  # empty when a concurrent delete took the manifest itself (and released it)
+            self._release(repo, digest, dropped.item)
 
     def remove_unused_manifest(self, repo: str, digest: Digest, tagged: int) -> bool:
         """GC's delete: only while no index uses the manifest and no tag was written since GC read `tagged`."""

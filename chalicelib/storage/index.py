@@ -40,7 +40,8 @@ class TagRefused(Exception):
 
 @dataclass(frozen=True)
 class DroppedManifest:
-    """What a client's delete removed: the manifest's item (its body, subject, children) and its tags."""
+    """What a client's delete removed: the manifest's item (its body, subject, children; empty when a concurrent
+    delete took the manifest) and the tags this delete removed."""
 
     item: dict[str, Any]
     tags: list[str]
@@ -237,15 +238,14 @@ class RepoIndex:
         A tag written while the tags are removed bumps the manifest's `tagged` count, which the
         manifest's delete is conditional on: the walk is then repeated, so no tag is left dangling.
         """
+        removed: list[str] = []  # every walk's tags: S3's tag objects go for all of them
         for _ in range(PUT_ATTEMPTS):
             item = self.table.get(repo, manifest_key(digest))
             if item is None:
-                return None
-            tags = self.tags_of(repo, digest)
-            for tag in tags:
-                self.delete_tag(repo, tag, digest)
+                return DroppedManifest({}, removed) if removed else None
+            removed += [tag for tag in self.tags_of(repo, digest) if self.delete_tag(repo, tag, digest)]
             if self._drop(repo, digest, item, only_unused=False):
-                return DroppedManifest(item, tags)
+                return DroppedManifest(item, removed)
         raise TooManyRequests("the manifest is being tagged while it is deleted; retry", headers={"Retry-After": "1"})
 
     def drop_unused_manifest(self, repo: str, digest: str, tagged: int) -> dict[str, Any] | None:

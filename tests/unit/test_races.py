@@ -120,6 +120,7 @@ def test_a_delete_by_digest_takes_a_tag_written_while_it_ran(client, service, fa
     late = client("GET", "/v2/team/app/manifests/late")
     assert late.status == client("GET", f"/v2/team/app/manifests/{digest}").status == 404
     assert json.loads(client("GET", "/v2/team/app/tags/list").body_bytes())["tags"] == []
+    assert [o.key for o in service.store.list("repositories/team/app/_manifests/")] == []  # S3 agrees: no tag object left
 
 
 def test_gc_does_not_abort_an_upload_in_progress(client, service):
