@@ -12,18 +12,15 @@ Upload sessions are not rebuilt (a lost session is an abandoned upload; GC abort
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 from chalicelib.api.service import Service
 from chalicelib.model.registry import manifest_object_key, tag_object_key
 from chalicelib.spec.errors import ManifestBlobUnknown, RegistryError
 from chalicelib.spec.manifests import Manifest, parse_manifest
 from chalicelib.spec.references import Digest
-from chalicelib.storage.blobs import LINK_CONDITION, NAMES, BlobLocation, gc_shard, pointer_key
-from chalicelib.storage.index import manifest_key
+from chalicelib.storage.blobs import BlobLocation, pointer_key
 
 # What a stored object that cannot be indexed raises: the spec's errors, and a parser's own limits.
 UNREADABLE = (RegistryError, RecursionError, ValueError)
@@ -221,10 +218,6 @@ def _restore_tag(service: Service, repo: str, tag: str, restored: dict[str, Rest
     report.tags += 1
 
 
-# Use counts. These write the blob and index tables' count attributes directly; they belong in
-# BlobStore and RepoIndex (set_uses / set_child_uses) once those modules take them.
-
-
 def restore_use_counts(service: Service, repo: str, manifests: dict[str, Manifest], held: list[Digest], report: RebuildReport) -> None:
     """Set each count to what pushes of the indexed manifests would have made it, where it differs.
 
@@ -242,11 +235,11 @@ def restore_use_counts(service: Service, repo: str, manifests: dict[str, Manifes
     child_uses: Counter[str] = Counter(d for manifest in users for d in dict.fromkeys(str(c.digest) for c in manifest.children))
     for link in service.blobs.table.batch_get([(digest, repo) for digest in blob_uses]):
         if not link.get("deleted"):
-            _correct(report, repo, str(link["digest"]), _set_link_uses(service, link, blob_uses[str(link["digest"])], lower))
+            _correct(report, repo, str(link["digest"]), service.blobs.set_uses(link, blob_uses[str(link["digest"])], lower))
     for item in manifest_items:
         digest = str(item["key"])[2:]
         if digest in manifests:
-            _correct(report, repo, digest, _set_manifest_uses(service, repo, item, child_uses[digest], lower))
+            _correct(report, repo, digest, service.index.set_child_uses(repo, item, child_uses[digest], lower))
 
 
 def _correct(report: RebuildReport, repo: str, digest: str, outcome: bool | None) -> None:
@@ -255,36 +248,3 @@ def _correct(report: RebuildReport, repo: str, digest: str, outcome: bool | None
         report.problems.append(f"{repo}@{digest}: its use count changed during the rebuild; run it again")
     elif outcome:
         report.uses_corrected += 1
-
-
-def _seen(item: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """A condition that the count is still what was read."""
-    return ("uses = :seen", {":seen": item["uses"]}) if "uses" in item else ("attribute_not_exists(uses)", {})
-
-
-def _set_link_uses(service: Service, link: dict[str, Any], expected: int, lower: bool) -> bool | None:
-    """As use_ops and release leave a link: used ones are no GC candidates, unused ones are (from now)."""
-    used, orphaned = int(link.get("uses", 0)), "orphan" in link
-    expected = expected if lower else max(expected, used)
-    if used == expected and orphaned == (expected == 0):
-        return False
-    digest, repo = str(link["digest"]), str(link["holder"])
-    seen, values = _seen(link)
-    if expected > 0:
-        expression, values = "SET uses = :n REMOVE orphan", {**values, ":n": expected}
-    else:
-        expression = "SET uses = :n, orphan = :now, gc_shard = :shard"
-        values = {**values, ":n": 0, ":now": int(time.time()), ":shard": gc_shard("l", digest)}
-    updated = service.blobs.table.update((digest, repo), expression, values, f"{LINK_CONDITION} AND {seen}", NAMES)
-    return None if updated is None else True
-
-
-def _set_manifest_uses(service: Service, repo: str, item: dict[str, Any], expected: int, lower: bool) -> bool | None:
-    """How many indexes list the manifest: retention and GC keep it while any does."""
-    used = int(item.get("uses", 0))
-    if used == expected or (used > expected and not lower):
-        return False
-    seen, values = _seen(item)
-    key = (repo, manifest_key(str(item["key"])[2:]))
-    updated = service.index.table.update(key, "SET uses = :n", {**values, ":n": expected}, f"attribute_exists(mediaType) AND {seen}")
-    return None if updated is None else True

@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from chalicelib.api.service import Service
 from chalicelib.lifecycle.rebuild import UNREADABLE, RebuildReport, rebuild_index
@@ -185,19 +184,8 @@ class Scrubber:
                     index.table.delete(repo, tag_key(str(item["key"])[2:]))
             for item in manifest_items:
                 digest = str(item["key"])[2:]
-                gone = store.size(manifest_object_key(repo, digest)) is None
-                if gone and index.delete_manifest(repo, digest, index.tags_of(repo, digest), item.get("subject")):
-                    self._release(repo, digest, item)
-
-    def _release(self, repo: str, digest: str, item: dict[str, Any]) -> None:
-        """What a dropped manifest used, when its body was inline (else the rebuild's counts correct what S3 still uses)."""
-        try:
-            manifest = parse_manifest(item["body"], str(item["mediaType"]), Digest.parse(digest).algorithm) if item.get("body") else None
-        except UNREADABLE:
-            manifest = None
-        if manifest is not None:
-            self.service.blobs.release(repo, manifest.required_blobs())
-            self.service.index.release_children(repo, [str(c.digest) for c in manifest.children])
+                if store.size(manifest_object_key(repo, digest)) is None:
+                    self.service.registry.forget_manifest(repo, Digest.parse(digest))
 
 
 def _digest_of_key(key: str) -> str:

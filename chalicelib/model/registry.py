@@ -219,6 +219,12 @@ class Registry:
         if dropped.item:  # empty when a concurrent delete took the manifest itself (and released it)
             self._release(repo, digest, dropped.item)
 
+    def forget_manifest(self, repo: str, digest: Digest) -> None:
+        """Scrub's repair: an index entry whose S3 object is gone goes with its tags, releasing what it used if its body was inline."""
+        dropped = self.index.drop_manifest(repo, str(digest))
+        if dropped is not None and dropped.item:
+            self._release(repo, digest, dropped.item)
+
     def remove_unused_manifest(self, repo: str, digest: Digest, tagged: int) -> bool:
         """GC's delete: only while no index uses the manifest and no tag was written since GC read `tagged`."""
         item = self.index.drop_unused_manifest(repo, str(digest), tagged)

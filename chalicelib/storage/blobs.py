@@ -27,7 +27,7 @@ from typing import Any
 
 from chalicelib.spec.errors import BlobUnknown, TooManyRequests
 from chalicelib.spec.references import Digest
-from chalicelib.storage.dynamo import Table
+from chalicelib.storage.dynamo import Table, seen_uses
 from chalicelib.storage.index import Uses
 from chalicelib.storage.objectstore import ObjectStore
 from chalicelib.storage.uploads import CommittedBlob
@@ -179,6 +179,24 @@ class BlobStore:
     def _release_op(self, repo: str, digest: Digest) -> dict[str, Any]:
         values = {":minus": -1, ":now": _now(), ":shard": gc_shard("l", str(digest))}
         return self.table.op_update((str(digest), repo), RELEASE, values, LINK_CONDITION, NAMES)
+
+    def set_uses(self, link: dict[str, Any], expected: int, lower: bool) -> bool | None:
+        """Set a link's count as pushes would have left it (the index rebuild); True set, False right already, None raced.
+
+        Used links are no GC candidates, unused ones are (from now). lower=False never takes uses away.
+        """
+        used, orphaned = int(link.get("uses", 0)), "orphan" in link
+        expected = expected if lower else max(expected, used)
+        if used == expected and orphaned == (expected == 0):
+            return False
+        digest, repo = str(link["digest"]), str(link["holder"])
+        seen, values = seen_uses(link)
+        if expected > 0:
+            expression, values = "SET uses = :n REMOVE orphan", {**values, ":n": expected}
+        else:
+            expression = "SET uses = :n, orphan = :now, gc_shard = :shard"
+            values = {**values, ":n": 0, ":now": _now(), ":shard": gc_shard("l", digest)}
+        return None if self.table.update((digest, repo), expression, values, f"{LINK_CONDITION} AND {seen}", NAMES) is None else True
 
     # Garbage collection
 

@@ -281,3 +281,8 @@ def _expression_parts(condition: str | None, values: dict[str, Any] | None, name
     if names:
         parts["ExpressionAttributeNames"] = names
     return parts
+
+
+def seen_uses(item: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A condition that an item's use count is still what was read."""
+    return ("uses = :seen", {":seen": item["uses"]}) if "uses" in item else ("attribute_not_exists(uses)", {})

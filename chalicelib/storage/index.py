@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from chalicelib.spec.errors import ManifestBlobUnknown, TooManyRequests
 from chalicelib.spec.manifests import Manifest
-from chalicelib.storage.dynamo import Table
+from chalicelib.storage.dynamo import Table, seen_uses
 
 CATALOG = "_catalog"  # not a valid repository name, so it cannot collide with one
 GC_STATE = "_gc"
@@ -204,6 +204,15 @@ class RepoIndex:
         condition = "attribute_exists(mediaType)"
         return [self.table.op_update((repo, manifest_key(d)), "ADD uses :minus", {":minus": -1}, condition) for d in dict.fromkeys(children)]
 
+    def set_child_uses(self, repo: str, item: dict[str, Any], expected: int, lower: bool) -> bool | None:
+        """Set how many indexes list a manifest (the index rebuild): True set, False right already, None raced."""
+        used = int(item.get("uses", 0))
+        if used == expected or (used > expected and not lower):
+            return False
+        seen, values = seen_uses(item)
+        key = (repo, str(item["key"]))
+        return None if self.table.update(key, "SET uses = :n", {**values, ":n": expected}, f"attribute_exists(mediaType) AND {seen}") is None else True
+
     def release_children(self, repo: str, children: list[str]) -> None:
         for digest in dict.fromkeys(children):
             self.table.update((repo, manifest_key(digest)), "ADD uses :minus", {":minus": -1}, "attribute_exists(mediaType)")
@@ -254,10 +263,6 @@ class RepoIndex:
         if item is None or int(item.get("tagged", 0)) != tagged:
             return None
         return item if self._drop(repo, digest, item, only_unused=True) else None
-
-    def delete_manifest(self, repo: str, digest: str, tags: list[str] | None = None, subject: str | None = None) -> bool:
-        """Drop a manifest with the tags that point to it; False when it was not there."""
-        return self.drop_manifest(repo, digest) is not None
 
     def _drop(self, repo: str, digest: str, item: dict[str, Any], only_unused: bool) -> bool:
         """Delete the manifest item, its catalog count and referrer entry, if its tag count is what was read."""
