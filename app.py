@@ -68,7 +68,7 @@ def serve() -> Response:
     return Response(body=result.body_bytes(), headers=dict(result.headers.items()), status_code=result.status)
 
 
-@app.route("/v2", methods=["GET"])
+@app.route("/v2", methods=ALL_METHODS, content_types=["*/*"])
 def base() -> Response:
     return serve()
 
@@ -78,7 +78,7 @@ def registry() -> Response:
     return serve()
 
 
-@app.route("/", methods=["GET"])
+@app.route("/", methods=ALL_METHODS, content_types=["*/*"])
 def stage_base() -> Response:
     """The bare execute-api URL: its stage is "v2", so a client's /v2/ arrives as the stage's root."""
     return serve()
