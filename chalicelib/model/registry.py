@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -67,6 +67,7 @@ class Registry:
         self.sessions = sessions
         self.index = index
         self.writes_refused = read_only
+        self.listeners: list[Callable[[str, str], None]] = []  # told (repo, digest) after each stored manifest: CVE scans
 
     def read_only(self, repo: str) -> bool:
         return self.writes_refused
@@ -192,7 +193,16 @@ class Registry:
         self.store.put(manifest_object_key(repo, digest), body, content_type=manifest.media_type)
         if tag:
             self.store.put(tag_object_key(repo, tag), digest.encode(), content_type="text/plain")
+        self._announce(repo, digest)
         return PushedManifest(manifest.digest, manifest.subject.digest if manifest.subject else None)
+
+    def _announce(self, repo: str, digest: str) -> None:
+        """A listener's failure (a queue down) never fails the push: the scan worker catches up later."""
+        for listener in self.listeners:
+            try:
+                listener(repo, digest)
+            except Exception:
+                log.exception("manifest listener failed for %s@%s", repo, digest)
 
     def get_manifest(self, repo: str, reference: str) -> PulledManifest:
         stored = self._stored_manifest(repo, reference)
