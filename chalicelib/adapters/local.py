@@ -14,6 +14,7 @@ from chalicelib.api.service import Service, build_service
 from chalicelib.config.schema import Config
 from chalicelib.storage.aws import claim_index, ensure_resources, make_clients
 
+CVE_CATCH_UP_SECONDS = 60.0
 ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB")
 
 
@@ -63,7 +64,26 @@ def start_gc_schedule(service: Service) -> list[threading.Thread]:
     storage, scrub = service.config.storage, service.config.extensions.scrub
     jobs = [("gc", storage.gcInterval, collect_everywhere)] if storage.gc and not storage.readOnly else []
     jobs += [("scrub", scrub.interval, scrub_everywhere)] if scrub.enable else []
-    return [_every(name, interval, lambda job=job: job(service)) for name, interval, job in jobs]
+    return [_every(name, interval, lambda job=job: job(service)) for name, interval, job in jobs] + start_cve_scans(service)
+
+
+def start_cve_scans(service: Service) -> list[threading.Thread]:
+    """With extensions.search.cve: a worker scans each pushed manifest; a URL source is reloaded on its interval."""
+    from chalicelib.cve.service import CveService
+    from chalicelib.cve.sources import is_remote
+    from chalicelib.cve.worker import ScanWorker
+
+    search = service.config.extensions.search
+    if not search.enable or search.cve is None:
+        return []
+    worker = ScanWorker(CveService(service.api.registry, service.index, service.store)).start()
+    for location in service.locations:
+        location.registry.listeners.append(worker.notify)
+    threads = [worker.thread, _every("cve-catch-up", CVE_CATCH_UP_SECONDS, worker.catch_up)]  # pushes through --lambda's own service
+    source = search.cve.source
+    if source and is_remote(source):
+        threads.append(_every("cve-db", search.cve.updateInterval, lambda: (worker.cve.update_database(source, service.store.client), worker.rematch())))
+    return threads
 
 
 def _every(name: str, interval: float, job: Callable[[], object]) -> threading.Thread:

@@ -259,8 +259,27 @@ class Scrub(_Model):
         return parse_duration(value)
 
 
+class Cve(_Model):
+    """zot's extensions.search.cve; `source` (zotless's own) is where `cve-db update` and the schedule load OSV from."""
+
+    updateInterval: float = 7200.0  # zot's default: 2h
+    source: str | None = None  # a directory or zip of OSV JSON, s3://bucket/key or https:// URL
+    trivy: dict[str, Any] | None = None  # zot's trivy settings: accepted, unused (OSV replaces trivy's database)
+
+    @field_validator("updateInterval", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> float:
+        return parse_duration(value)
+
+
+class Search(_Model):
+    enable: bool = False
+    cve: Cve | None = None
+
+
 class Extensions(_Model):
     scrub: Scrub = Field(default_factory=Scrub)
+    search: Search = Field(default_factory=Search)
 
 
 class Config(_Model):
@@ -289,6 +308,8 @@ ENV_OVERRIDES: dict[str, str] = {
     "ZOTLESS_GC_INTERVAL": "storage.gcInterval",
     "ZOTLESS_SCRUB": "extensions.scrub.enable",
     "ZOTLESS_SCRUB_INTERVAL": "extensions.scrub.interval",
+    "ZOTLESS_CVE_SOURCE": "extensions.search.cve.source",
+    "ZOTLESS_CVE_UPDATE_INTERVAL": "extensions.search.cve.updateInterval",
     "ZOTLESS_REDIRECT": "storage.redirect",
     "ZOTLESS_READ_ONLY": "storage.readOnly",
     "ZOTLESS_PORT": "http.port",

@@ -55,7 +55,14 @@ class DbVersion:
 
     def status(self, now: float | None = None) -> dict[str, Any]:
         age = int((now or time.time()) - self.loaded)
-        return {"version": self.version, "loaded": self.loaded, "ageSeconds": age, "source": self.source, "records": self.records, "ecosystems": self.ecosystems}
+        return {
+            "version": self.version,
+            "loaded": self.loaded,
+            "ageSeconds": age,
+            "source": self.source,
+            "records": self.records,
+            "ecosystems": self.ecosystems,
+        }
 
 
 def _segment(text: str) -> str:
@@ -89,7 +96,8 @@ class AdvisoryDb:
         item = self.table.get(PARTITION, POINTER_KEY)
         if item is None:
             return None
-        return DbVersion(str(item["dbVersion"]), int(item["loaded"]), str(item.get("source", "")), int(item.get("records", 0)), item.get("ecosystems") or {}, item.get("previous"))
+        source, records = str(item.get("source", "")), int(item.get("records", 0))
+        return DbVersion(str(item["dbVersion"]), int(item["loaded"]), source, records, item.get("ecosystems") or {}, item.get("previous"))
 
     def packages(self, version: DbVersion, ecosystem: str) -> frozenset[str]:
         """The packages of an ecosystem that have advisories: one read per ecosystem per version."""

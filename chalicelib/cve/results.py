@@ -76,11 +76,9 @@ class ScanResult:
         def mentions(cve: dict[str, Any], text: str) -> bool:
             return text.lower() in cve["Id"].lower() or text.lower() in (cve.get("Title") or "").lower()
 
-        return [
-            cve
-            for cve in self.cves
-            if (not searched or mentions(cve, searched)) and (not excluded or not mentions(cve, excluded)) and (not severity or cve["Severity"] == severity.upper())
-        ]
+        found = [cve for cve in self.cves if not searched or mentions(cve, searched)]
+        found = [cve for cve in found if not excluded or not mentions(cve, excluded)]
+        return [cve for cve in found if not severity or cve["Severity"] == severity.upper()]
 
     def as_graphql(self, tag: str | None = None, **filters: str | None) -> dict[str, Any]:
         cves = self.filtered(**filters)
@@ -139,7 +137,9 @@ class ResultCache:
             return NotScanned(digest, "no database", "load one with `zotless cve-db update`")
         return ScanResult(digest, str(item["dbVersion"]), self.findings(item), Summary.from_item(item.get("summary") or {}), int(item.get("scanned", 0)))
 
-    def save(self, digest: str, state: State, *, inventory: Inventory | None = None, db_version: str = "", cves: list[dict[str, Any]] | None = None, **extra: Any) -> None:
+    def save(
+        self, digest: str, state: State, *, inventory: Inventory | None = None, db_version: str = "", cves: list[dict[str, Any]] | None = None, **extra: Any
+    ) -> None:
         item: dict[str, Any] = {"repo": PARTITION, "key": result_key(digest), "state": state, "scanned": int(time.time()), **extra}
         if inventory is not None:
             item["inventory"] = pack(inventory.as_json())

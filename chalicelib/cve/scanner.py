@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
-from collections.abc import Iterator
 
 from chalicelib.cve.database import AdvisoryDb, DbVersion
 from chalicelib.cve.layers import COMPRESSION, UnreadableLayer, apply_layer, open_layer

@@ -42,6 +42,14 @@ class CveService:
         self.db = AdvisoryDb(store, table)
         self.cache = ResultCache(table, store)
 
+    # The database
+
+    def update_database(self, source: str, s3_client: Any = None) -> DbVersion:
+        """Load a whole new version from a source and serve it; results are then re-matched (`rematch_all`)."""
+        from chalicelib.cve.sources import read_records
+
+        return self.db.load(read_records(source, s3_client), source)
+
     # Scanning
 
     def scan(self, repo: str, digest: str) -> ScanResult | NotScanned:
@@ -73,7 +81,8 @@ class CveService:
         outcomes = [self._scan(repo, child, version, cached.get(child)) for child in children]
         blocked = next((o for o in outcomes if isinstance(o, NotScanned)), None)
         if blocked is not None:
-            self.cache.save(digest, "unscannable" if blocked.reason == "unscannable" else "index", reason=f"{blocked.digest}: {blocked.reason}", children=children)
+            state = "unscannable" if blocked.reason == "unscannable" else "index"
+            self.cache.save(digest, state, reason=f"{blocked.digest}: {blocked.reason}", children=children)
             return NotScanned(digest, blocked.reason, blocked.detail)
         assert version is not None  # without a database every child is "no database", so blocked above
         self._merge_index(digest, children, outcomes, version)  # type: ignore[arg-type]

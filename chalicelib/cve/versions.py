@@ -127,9 +127,7 @@ def evaluate_range(version: str, affected_range: dict[str, Any], ecosystem: str)
         kind, bound = next(iter(event.items()))
         if kind == "introduced" and (bound == "0" or installed >= _cached_key(order, bound)):
             affected, fix = True, ""
-        elif kind == "fixed" and installed >= _cached_key(order, bound):
-            affected = False
-        elif kind == "last_affected" and installed > _cached_key(order, bound):
+        elif (kind == "fixed" and installed >= _cached_key(order, bound)) or (kind == "last_affected" and installed > _cached_key(order, bound)):
             affected = False
         elif kind == "fixed" and affected and not fix:
             fix = bound

@@ -37,6 +37,10 @@ class ScanWorker:
     def notify(self, repo: str, digest: str) -> None:
         self.jobs.put((repo, digest))
 
+    def catch_up(self) -> None:
+        """Queue every manifest without a result (pushed while no worker listened)."""
+        self.jobs.put(("", "catch-up"))
+
     def rematch(self) -> None:
         self.jobs.put(REMATCH)
 
