@@ -182,5 +182,54 @@ def init_aws_command(stage: str, region: str | None, dry_run: bool) -> None:
         raise click.ClickException(str(error)) from error
 
 
+@main.group("cve-db")
+def cve_db() -> None:
+    """The OSV advisory database CVE scans match against."""
+
+
+def _cve_service(config_path: str | None):
+    from chalicelib.adapters.local import configure_logging
+    from chalicelib.api.service import build_service
+    from chalicelib.cve.service import CveService
+
+    config = _config(config_path)
+    configure_logging(config)
+    service = build_service(config)
+    return config, service, CveService(service.api.registry, service.index, service.store)
+
+
+@cve_db.command("update")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--from", "source", default=None, help="Directory or zip of OSV JSON, s3://bucket/key, or https:// URL (default: extensions.search.cve.source).")
+@click.option("--no-rematch", is_flag=True, help="Leave re-matching stored scan results to the server's worker.")
+def cve_db_update(config_path: str | None, source: str | None, no_rematch: bool) -> None:
+    """Load a new database version atomically, then re-match every stored scan against it."""
+    from chalicelib.cve.database import UpdateLost
+    from chalicelib.cve.sources import SourceError
+
+    config, service, cve = _cve_service(config_path)
+    cve_settings = config.extensions.search.cve
+    source = source or (cve_settings.source if cve_settings else None)
+    if not source:
+        raise click.ClickException("no source: give --from, or set extensions.search.cve.source")
+    try:
+        loaded = cve.update_database(source, service.store.client)
+    except (SourceError, UpdateLost) as error:
+        raise click.ClickException(f"{error}; the previous database keeps serving") from error
+    rematched = 0 if no_rematch else cve.rematch_all()
+    click.echo(json.dumps({**loaded.status(), "rematched": rematched}))
+
+
+@cve_db.command("status")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False))
+def cve_db_status(config_path: str | None) -> None:
+    """The serving version: when it was loaded, from where, its ecosystems and record counts (JSON)."""
+    _, _, cve = _cve_service(config_path)
+    current = cve.db.current()
+    if current is None:
+        raise click.ClickException("no advisory database loaded: run `zotless cve-db update --from SOURCE`")
+    click.echo(json.dumps(current.status()))
+
+
 if __name__ == "__main__":
     main()
