@@ -6,6 +6,7 @@ Importing it stays cheap for Lambda's cold start: the core and boto3 load with t
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -17,7 +18,7 @@ from chalice import Chalice, Rate, Response
 from chalicelib.adapters import logs
 from chalicelib.adapters.apigateway import request_from_event
 from chalicelib.api.limits import CHUNK_MAX_LENGTH
-from chalicelib.config.durations import gc_interval_seconds
+from chalicelib.config.durations import gc_interval_seconds, interval_seconds
 
 if TYPE_CHECKING:
     from chalicelib.api.service import Service
@@ -55,7 +56,9 @@ def service() -> Service:
 
     config = load_config()
     logs.setup_lambda(config.log.level)
-    return build_service(config, chunk_max_length=CHUNK_MAX_LENGTH)
+    from chalicelib.adapters.cvejobs import with_scan_queue
+
+    return with_scan_queue(build_service(config, chunk_max_length=CHUNK_MAX_LENGTH))
 
 
 if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") in ("provisioned-concurrency", "snap-start"):
@@ -104,3 +107,22 @@ def garbage_collect(event: Any) -> None:
     remaining = event.context.get_remaining_time_in_millis() / 1000 if event.context else 900
     collect_everywhere(service(), time_budget=max(remaining - GC_SAFETY_SECONDS, 1))
 
+
+
+CVE_INTERVAL = interval_seconds("ZOTLESS_CVE_UPDATE_INTERVAL", "extensions.search.cve", "updateInterval")
+
+
+@app.on_sqs_message(queue=os.environ.get("ZOTLESS_CVE_QUEUE", "zotless-cve-scans"), batch_size=1, name="cve_scan")
+def cve_scan(event: Any) -> None:
+    """One pushed manifest per message; an exception makes SQS deliver it again."""
+    from chalicelib.adapters.cvejobs import handle_queue
+
+    handle_queue(service(), [record.body for record in event])
+
+
+@app.schedule(Rate(max(1, int(CVE_INTERVAL // 60)), unit=Rate.MINUTES), name="cve_db_update")
+def cve_db_update(event: Any) -> None:
+    """extensions.search.cve.updateInterval: reload a URL source, re-match results, scan what was missed."""
+    from chalicelib.adapters.cvejobs import scheduled_update
+
+    access_log.info(json.dumps({"cve_db_update": scheduled_update(service())}, default=str))

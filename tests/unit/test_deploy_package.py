@@ -159,5 +159,5 @@ def test_terraform(terraform, project):
         pytest.skip(NO_SCHEDULE)
     assert resources["aws_lambda_function"]["garbage_collect"]["timeout"] == _function_settings(stage, GC_FUNCTION)["lambda_timeout"]
     assert json.loads(policies["garbage_collect_role"]["policy"]) == _policy(stage, GC_FUNCTION)
-    (rule,) = resources["aws_cloudwatch_event_rule"].values()
-    assert rule["schedule_expression"].startswith("rate(")
+    rules = resources["aws_cloudwatch_event_rule"].values()  # garbage_collect's, and cve_db_update's
+    assert rules and all(rule["schedule_expression"].startswith("rate(") for rule in rules)
