@@ -81,8 +81,15 @@ def start_cve_scans(service: Service) -> list[threading.Thread]:
         location.registry.listeners.append(worker.notify)
     threads = [worker.thread, _every("cve-catch-up", CVE_CATCH_UP_SECONDS, worker.catch_up)]  # pushes through --lambda's own service
     source = search.cve.source
+
+    def load() -> None:
+        worker.cve.update_database(str(source), service.store.client)
+        worker.cve.rematch_all()
+
+    if source and worker.cve.db.current() is None:
+        worker.call(load)  # a configured source serves from the first start, a local path included
     if source and is_remote(source):
-        threads.append(_every("cve-db", search.cve.updateInterval, lambda: (worker.cve.update_database(source, service.store.client), worker.rematch())))
+        threads.append(_every("cve-db", search.cve.updateInterval, lambda: worker.call(load)))
     return threads
 
 

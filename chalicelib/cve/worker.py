@@ -25,7 +25,7 @@ class ScanWorker:
 
     def __init__(self, cve: CveService) -> None:
         self.cve = cve
-        self.jobs: queue.Queue[tuple[str, str] | None] = queue.Queue()
+        self.jobs: queue.Queue[tuple[str, str] | Callable[[], object] | None] = queue.Queue()
         self.thread = threading.Thread(target=self._run, name="cve-scans", daemon=True)
 
     def start(self, catch_up: bool = True) -> ScanWorker:
@@ -41,6 +41,10 @@ class ScanWorker:
         """Queue every manifest without a result (pushed while no worker listened)."""
         self.jobs.put(("", "catch-up"))
 
+    def call(self, job: Callable[[], object]) -> None:
+        """Any other work in the same thread (a database load), so it never races a scan's writes."""
+        self.jobs.put(job)
+
     def rematch(self) -> None:
         self.jobs.put(REMATCH)
 
@@ -55,7 +59,7 @@ class ScanWorker:
     def _run(self) -> None:
         while (job := self.jobs.get()) is not None:
             try:
-                self._do(*job)
+                job() if callable(job) else self._do(*job)
             except Exception:  # one bad image or a storage hiccup must not stop scanning
                 log.exception("scan job %s failed", job)
             finally:
