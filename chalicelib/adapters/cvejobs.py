@@ -8,7 +8,6 @@ results, and also queues anything pushed while no queue listened.
 from __future__ import annotations
 
 import os
-from functools import cache
 
 from chalicelib.api.service import Service
 from chalicelib.cve.service import CveService
@@ -23,9 +22,14 @@ def scans_enabled(service: Service) -> bool:
     return search.enable and search.cve is not None
 
 
-@cache
+_built: dict[int, CveService] = {}
+
+
 def cve_service(service: Service) -> CveService:
-    return CveService(service.api.registry, service.index, service.store)
+    """One per service for the instance's life: its advisory cache outlives each message."""
+    if id(service) not in _built:
+        _built[id(service)] = CveService(service.api.registry, service.index, service.store)
+    return _built[id(service)]
 
 
 def with_scan_queue(service: Service) -> Service:
