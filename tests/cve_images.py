@@ -94,3 +94,36 @@ def standard_records() -> list[dict[str, object]]:
             severity=[{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:H/PR:N/UI:R/S:C/C:H/I:N/A:N"}]),
         osv("GHSA-35jh-r3h4-6jhm", "npm", "lodash", fixed="4.17.21", aliases=["CVE-2021-23337"]),
     ]
+
+
+ALMA_RELEASE = b'NAME="AlmaLinux"\nID="almalinux"\nVERSION_ID="9.3"\n'
+
+
+def rpm_header_blob(name: str, version: str, release: str, epoch: int | None, sourcerpm: str) -> bytes:
+    """An RPM header as rpmdb.sqlite stores it: counts, 16-byte index entries (tag, type, offset, count), data."""
+    import struct
+
+    entries, data = [], b""
+    fields: list[tuple[int, int, bytes]] = [(1000, 6, name.encode() + b"\0"), (1001, 6, version.encode() + b"\0"), (1002, 6, release.encode() + b"\0")]
+    if epoch is not None:
+        fields.append((1003, 4, struct.pack(">i", epoch)))
+    fields.append((1044, 6, sourcerpm.encode() + b"\0"))
+    for tag, kind, value in fields:
+        if kind == 4:
+            data += b"\0" * (-len(data) % 4)  # INT32 data is 4-aligned
+        entries.append(struct.pack(">iiii", tag, kind, len(data), 1))
+        data += value
+    return struct.pack(">ii", len(entries), len(data)) + b"".join(entries) + data
+
+
+def rpmdb_sqlite(*headers: bytes) -> bytes:
+    """A SQLite rpmdb: the Packages table rpm 4.16+ writes, one header blob per row."""
+    import sqlite3
+
+    connection = sqlite3.connect(":memory:")
+    connection.execute("CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)")
+    connection.executemany("INSERT INTO Packages (blob) VALUES (?)", [(h,) for h in headers])
+    connection.commit()
+    data = connection.serialize()
+    connection.close()
+    return data

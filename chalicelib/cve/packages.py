@@ -1,9 +1,9 @@
 """Finding installed packages in an image's files: dpkg, apk, Python distributions, npm, and os-release.
 
 `wanted` names the files to keep while layers stream past (reduced to what a finder reads);
-`inventory` turns the merged files into packages. RPM is not read: current distributions keep
-rpmdb in SQLite or ndb whose rows are binary RPM headers, which needs a header parser this
-scanner does not have (see docs/cve.md).
+`inventory` turns the merged files into packages. RPM is read from SQLite rpmdb (RHEL 9 and its
+rebuilds, Fedora 33+): each row is a binary RPM header, of which NAME, EPOCH, VERSION, RELEASE and
+SOURCERPM are decoded. Berkeley DB (RHEL 7 and 8) and ndb (SUSE) databases are not read.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ OS_RELEASE = ("etc/os-release", "usr/lib/os-release")
 DPKG_STATUS = "var/lib/dpkg/status"
 DPKG_STATUS_DIR = "var/lib/dpkg/status.d/"
 APK_INSTALLED = "lib/apk/db/installed"
+RPM_SQLITE = ("var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/rpmdb.sqlite")
+RPM_TAGS = {1000: "name", 1001: "version", 1002: "release", 1003: "epoch", 1044: "sourcerpm"}
+RPM_STRING, RPM_INT32, RPM_I18N = 6, 4, 9
 HEADER_LIMIT = 64 << 10
 
 
@@ -54,12 +57,14 @@ class Inventory:
 
     def ecosystems(self, known: list[str]) -> list[str]:
         """The OS ecosystems of the database that apply: "Debian:12", "Alpine:v3.19", "Ubuntu:22.04:LTS"."""
-        family = {"debian": "Debian", "ubuntu": "Ubuntu", "alpine": "Alpine"}.get(self.distro)
+        family = {"debian": "Debian", "ubuntu": "Ubuntu", "alpine": "Alpine", "almalinux": "AlmaLinux", "rocky": "Rocky Linux"}.get(self.distro)
         if not family or not self.release:
             return []
         release = self.release
         if family == "Alpine":
             release = "v" + ".".join(release.split(".")[:2])
+        elif family in ("AlmaLinux", "Rocky Linux"):
+            release = release.split(".")[0]
         exact = f"{family}:{release}"
         return [e for e in known if e == exact or e.startswith(exact + ":")]
 
@@ -95,7 +100,7 @@ def _is_npm_package(path: str) -> bool:
 
 def wanted(path: str) -> Reducer | None:
     """Which files the finders read, and how much of each."""
-    if path in OS_RELEASE or path in (DPKG_STATUS, APK_INSTALLED):
+    if path in OS_RELEASE or path in (DPKG_STATUS, APK_INSTALLED) or path in RPM_SQLITE:
         return _whole
     if path.startswith(DPKG_STATUS_DIR) and not path.endswith(".md5sums"):
         return _whole
@@ -155,6 +160,52 @@ def python_package(text: str, path: str) -> Package | None:
     return Package("PyPI", name, version, posixpath.dirname(path), normalize_pypi(name), version)
 
 
+def rpm_header(blob: bytes) -> dict[str, str | int]:
+    """The tags a scan needs from one header blob: index count, data length, 16-byte entries, then data."""
+    import struct
+
+    count, length = struct.unpack(">ii", blob[:8])
+    data = blob[8 + 16 * count : 8 + 16 * count + length]
+    found: dict[str, str | int] = {}
+    for n in range(count):
+        tag, kind, offset, _ = struct.unpack(">iiii", blob[8 + 16 * n : 24 + 16 * n])
+        if tag not in RPM_TAGS:
+            continue
+        if kind in (RPM_STRING, RPM_I18N):
+            found[RPM_TAGS[tag]] = data[offset : data.index(b"\0", offset)].decode(errors="replace")
+        elif kind == RPM_INT32:
+            found[RPM_TAGS[tag]] = struct.unpack(">i", data[offset : offset + 4])[0]
+    return found
+
+
+def rpm_packages(database: bytes, path: str) -> list[Package]:
+    """Installed RPMs from a SQLite rpmdb, matched by source RPM name and the package's [epoch:]version-release."""
+    import sqlite3
+    import struct
+
+    connection = sqlite3.connect(":memory:")
+    try:
+        connection.deserialize(database)
+        rows = connection.execute("SELECT blob FROM Packages").fetchall()
+    except sqlite3.Error:
+        return []
+    finally:
+        connection.close()
+    packages = []
+    for (blob,) in rows:
+        try:
+            header = rpm_header(bytes(blob))
+        except (struct.error, ValueError):
+            continue
+        if "name" not in header or "version" not in header or header["name"] == "gpg-pubkey":
+            continue
+        evr = f"{header['version']}-{header.get('release', '')}".rstrip("-")
+        evr = f"{header['epoch']}:{evr}" if header.get("epoch") else evr
+        source = str(header.get("sourcerpm") or "").removesuffix(".src.rpm").rsplit("-", 2)[0] or str(header["name"])
+        packages.append(Package("os", str(header["name"]), evr, path, source, evr))
+    return packages
+
+
 def os_release(text: str) -> dict[str, str]:
     values = {}
     for line in text.splitlines():
@@ -170,6 +221,9 @@ def inventory(files: dict[str, bytes]) -> Inventory:
     release = os_release(release_file.decode(errors="replace"))
     packages: list[Package] = []
     for path in sorted(files):
+        if path in RPM_SQLITE:
+            packages += rpm_packages(files[path], path)
+            continue
         text = files[path].decode(errors="replace")
         if path == DPKG_STATUS or path.startswith(DPKG_STATUS_DIR):
             packages += dpkg_packages(text, path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from functools import lru_cache
+from functools import lru_cache, total_ordering
 from typing import Any
 
 Key = Any  # a sortable key; keys are only compared with keys from the same ordering
@@ -71,6 +71,92 @@ def alpine_key(version: str) -> Key:
     return (parts, letter, (*ranked, (0, 0)), int(release or 0))
 
 
+def _rpm_segments(text: str) -> int:
+    """Where the next segment starts: rpm skips every separator except `~` and `^`."""
+    index = 0
+    while index < len(text) and not (text[index].isascii() and text[index].isalnum()) and text[index] not in "~^":
+        index += 1
+    return index
+
+
+def _rpm_take(text: str, numeric: bool) -> tuple[str, str]:
+    index = 0
+    while index < len(text) and text[index].isascii() and (text[index].isdigit() if numeric else text[index].isalpha()):
+        index += 1
+    return text[:index], text[index:]
+
+
+def rpmvercmp(left: str, right: str) -> int:
+    """rpm's rpmvercmp: digit runs numerically and newer than letter runs, `~` sorts first, `^` after the end."""
+    while left or right:
+        left, right = left[_rpm_segments(left) :], right[_rpm_segments(right) :]
+        if left.startswith("~") or right.startswith("~"):
+            if not left.startswith("~"):
+                return 1
+            if not right.startswith("~"):
+                return -1
+            left, right = left[1:], right[1:]
+            continue
+        if left.startswith("^") or right.startswith("^"):
+            if not left:
+                return -1
+            if not right:
+                return 1
+            if not left.startswith("^"):
+                return 1
+            if not right.startswith("^"):
+                return -1
+            left, right = left[1:], right[1:]
+            continue
+        if not left or not right:
+            break
+        numeric = left[0].isdigit()
+        ours, left = _rpm_take(left, numeric)
+        theirs, right = _rpm_take(right, numeric)
+        if not theirs:
+            return 1 if numeric else -1
+        if numeric:
+            ours, theirs = ours.lstrip("0"), theirs.lstrip("0")
+            if len(ours) != len(theirs):
+                return 1 if len(ours) > len(theirs) else -1
+        if ours != theirs:
+            return 1 if ours > theirs else -1
+    return 0 if not left and not right else (-1 if not left else 1)
+
+
+@total_ordering
+class RpmVersion:
+    """[epoch:]version[-release], compared as rpm does: epoch numerically, then version and release by rpmvercmp."""
+
+    def __init__(self, text: str) -> None:
+        epoch, _, rest = text.rpartition(":") if ":" in text else ("0", "", text)
+        if not epoch.isdigit() or not rest:
+            raise UnorderedVersion(text)
+        version, _, release = rest.rpartition("-") if "-" in rest else (rest, "", "")
+        self.parts = (int(epoch), version, release)
+
+    def _compare(self, other: RpmVersion) -> int:
+        if self.parts[0] != other.parts[0]:
+            return 1 if self.parts[0] > other.parts[0] else -1
+        found = rpmvercmp(self.parts[1], other.parts[1])
+        if found or not self.parts[2] or not other.parts[2]:
+            return found  # a version without a release matches every release of it
+        return rpmvercmp(self.parts[2], other.parts[2])
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RpmVersion) and self._compare(other) == 0
+
+    def __lt__(self, other: RpmVersion) -> bool:
+        return self._compare(other) < 0
+
+    def __hash__(self) -> int:
+        return hash(self.parts[0])
+
+
+def rpm_key(version: str) -> Key:
+    return RpmVersion(version.strip())
+
+
 def _ecosystem_family(ecosystem: str) -> str:
     return ecosystem.split(":", 1)[0]
 
@@ -81,6 +167,8 @@ ORDERS: dict[str, Callable[[str], Key]] = {
     "Alpine": alpine_key,
     "PyPI": pypi_key,
     "npm": semver_key,
+    "AlmaLinux": rpm_key,
+    "Rocky Linux": rpm_key,
 }
 
 

@@ -251,3 +251,15 @@ def test_loading_reads_only_the_found_packages_advisories(client: Client, cve: C
     advisory_reads = [k for k in calls.s3_keys if k == "/_cve"]
     assert len(advisory_reads) == 2, "the Debian:12 index and openssl's advisories"
     assert isinstance(AdvisoryDb, type)
+
+
+def test_rpm_packages_are_read_from_a_sqlite_rpmdb(client: Client, cve: CveService) -> None:
+    from tests.cve_images import ALMA_RELEASE, rpm_header_blob, rpmdb_sqlite
+
+    cve.db.load([*standard_records(), osv("ALSA-2024:0001", "AlmaLinux:9", "openssl", fixed="1:3.0.7-25.el9_3", aliases=["CVE-2023-5678"])], "alma")
+    database = rpmdb_sqlite(
+        rpm_header_blob("openssl-libs", "3.0.7", "24.el9", 1, "openssl-3.0.7-24.el9.src.rpm"),
+        rpm_header_blob("bash", "5.1.8", "6.el9", None, "bash-5.1.8-6.el9.src.rpm"),
+    )
+    result = push_and_scan(client, cve, "alma", "9", [gzip_layer({"etc/os-release": ALMA_RELEASE, "var/lib/rpm/rpmdb.sqlite": database})])
+    assert packages(result) == {"CVE-2023-5678": [("openssl-libs", "1:3.0.7-24.el9", "1:3.0.7-25.el9_3")]}

@@ -81,3 +81,22 @@ def test_aliases_make_one_vulnerability_named_by_its_cve() -> None:
 
 def test_withdrawn_records_name_no_package() -> None:
     assert advisories_of(osv("GHSA-w", "npm", "x", withdrawn="2024-01-01T00:00:00Z")) == []
+
+
+@pytest.mark.parametrize(
+    ("lower", "higher"),
+    [
+        ("3.0.7-24.el9", "3.0.7-25.el9"),
+        ("3.0.7-25.el9", "1:3.0.7-1.el9"),  # the epoch wins
+        ("1.0~rc1-1", "1.0-1"),  # ~ before the release
+        ("1.0-1", "1.0^git1-1"),  # ^ after it
+        ("1.0a-1", "1.0.1-1"),  # a digit run is newer than a letter run
+        ("2.9-1", "2.10-1"),
+        ("1.0-1.el9", "1.0-1.el9_3"),
+    ],
+)
+def test_rpm_order(lower: str, higher: str) -> None:
+    from chalicelib.cve.versions import rpm_key
+
+    assert rpm_key(lower) < rpm_key(higher)
+    assert not rpm_key(higher) < rpm_key(lower)
