@@ -108,7 +108,6 @@ def garbage_collect(event: Any) -> None:
     collect_everywhere(service(), time_budget=max(remaining - GC_SAFETY_SECONDS, 1))
 
 
-
 CVE_INTERVAL = interval_seconds("ZOTLESS_CVE_UPDATE_INTERVAL", "extensions.search.cve", "updateInterval")
 
 
