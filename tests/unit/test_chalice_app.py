@@ -9,7 +9,6 @@ import pytest
 from chalicelib.adapters.apigateway import event_for, response_body, url_event_for
 from tests.conftest import OCI_MANIFEST, sha256
 
-
 DOORS = {"api-gateway": event_for, "function-url": url_event_for}  # the same tests through both front doors
 
 
