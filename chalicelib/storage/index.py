@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from chalicelib.spec.errors import ManifestBlobUnknown, TooManyRequests
 from chalicelib.spec.manifests import Manifest
-from chalicelib.storage.dynamo import EVENTUAL, FRESH_MISS, Table, seen_uses
+from chalicelib.storage.dynamo import EVENTUAL, FRESH_MISS, STRONG, Table, seen_uses
 
 CATALOG = "_catalog"  # not a valid repository name, so it cannot collide with one
 GC_STATE = "_gc"
@@ -293,10 +293,10 @@ class RepoIndex:
         condition = "manifests <= :zero AND updated < :before"
         return self.table.delete(CATALOG, repo, condition=condition, values={":zero": 0, ":before": updated_before})
 
-    def repository_items(self, repo: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """A repository's manifest and tag items, from one walk over its partition (retention, scrub)."""
+    def repository_items(self, repo: str, read: str = STRONG) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """A repository's manifest and tag items, from one walk over its partition (retention: EVENTUAL, scrub)."""
         manifests, tags = [], []
-        for item in self.table.query(repo):
+        for item in self.table.query(repo, read=read):
             key = str(item["key"])
             (manifests if key.startswith("m#") else tags if key.startswith("t#") else []).append(item)
         return manifests, tags
