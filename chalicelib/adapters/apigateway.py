@@ -11,7 +11,7 @@ import io
 import uuid
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, unquote, urlencode
 
 from chalicelib.api.limits import body_fits, too_large
 from chalicelib.spec.http import Headers, Request
@@ -99,7 +99,8 @@ def url_body_length(event: Mapping[str, Any]) -> int:
 def rest_event_from_url_event(event: Mapping[str, Any]) -> dict[str, Any]:
     """The REST API proxy event for a function URL event: same path, query, headers, body, requestId and source IP.
 
-    Query values come from rawQueryString (2.0's queryStringParameters comma-join repeats); the
+    The path is percent-decoded, as API Gateway decodes it; query values come from rawQueryString
+    (2.0's queryStringParameters comma-join repeats); the
     cookies 2.0 moves out of the headers go back into a Cookie header; the body is passed on as sent.
     """
     http = event["requestContext"]["http"]
@@ -109,7 +110,8 @@ def rest_event_from_url_event(event: Mapping[str, Any]) -> dict[str, Any]:
     headers = {str(k): str(v) for k, v in (event.get("headers") or {}).items()}
     if event.get("cookies"):
         headers["cookie"] = "; ".join(str(c) for c in event["cookies"])
-    rest = event_for(str(http.get("method", "GET")).upper(), str(event.get("rawPath") or "/"), query, headers)
+    path = unquote(str(event.get("rawPath") or "/"))  # as sent (sha256%3A...); API Gateway's `path` is decoded
+    rest = event_for(str(http.get("method", "GET")).upper(), path, query, headers)
     rest["body"] = event.get("body")
     rest["isBase64Encoded"] = bool(event.get("isBase64Encoded"))
     context = rest["requestContext"]

@@ -134,3 +134,13 @@ class TestAuth:
         allowed = lambda_app(url_event_for("GET", "/v2/private/x/tags/list", headers=basic("alice")), None)
         assert allowed["statusCode"] == 404  # authenticated: the repository is simply empty
         assert json.loads(response_body(allowed))["errors"][0]["code"] == "NAME_UNKNOWN"
+
+
+def test_a_percent_encoded_path_is_decoded_as_api_gateway_decodes_it(lambda_app) -> None:
+    """rawPath is the path as the client sent it: a digest with an escaped colon names the same blob."""
+    blob = b"escaped"
+    digest = sha256(blob)
+    pushed = lambda_app(url_event_for("POST", "/v2/a/b/blobs/uploads/", {"digest": [digest]}, {"Content-Type": "application/octet-stream"}, blob), None)
+    assert pushed["statusCode"] == 201, response_body(pushed)
+    head = lambda_app(url_event_for("HEAD", "/v2/a/b/blobs/" + digest.replace(":", "%3A")), None)
+    assert head["statusCode"] == 200 and head["headers"]["Docker-Content-Digest"] == digest
