@@ -112,6 +112,9 @@ def rest_event_from_url_event(event: Mapping[str, Any]) -> dict[str, Any]:
         headers["cookie"] = "; ".join(str(c) for c in event["cookies"])
     path = unquote(str(event.get("rawPath") or "/"))  # as sent (sha256%3A...); API Gateway's `path` is decoded
     rest = event_for(str(http.get("method", "GET")).upper(), path, query, headers)
+    if rest["resource"] != BASE_RESOURCE:  # a URL has no resources: the core's router answers every other path (404s included)
+        rest.update(resource=PROXY_RESOURCE, pathParameters={"proxy": path.lstrip("/")})
+        rest["requestContext"]["resourcePath"] = PROXY_RESOURCE
     rest["body"] = event.get("body")
     rest["isBase64Encoded"] = bool(event.get("isBase64Encoded"))
     context = rest["requestContext"]

@@ -144,3 +144,23 @@ def test_a_percent_encoded_path_is_decoded_as_api_gateway_decodes_it(lambda_app)
     assert pushed["statusCode"] == 201, response_body(pushed)
     head = lambda_app(url_event_for("HEAD", "/v2/a/b/blobs/" + digest.replace(":", "%3A")), None)
     assert head["statusCode"] == 200 and head["headers"]["Docker-Content-Digest"] == digest
+
+
+def test_a_path_outside_the_registry_is_a_404_not_a_crash(lambda_app) -> None:
+    """A URL answers every path (scanners ask for /favicon.ico); API Gateway would refuse those without invoking."""
+    for path in ("/favicon.ico", "/", "/v3/x"):
+        result = lambda_app(url_event_for("GET", path), None)
+        assert result["statusCode"] == 404, (path, result)
+
+
+class TestTokenEndpoint:
+    @pytest.fixture
+    def config(self, tmp_path: Path) -> Config:
+        return auth_config(tmp_path, bearer=True)
+
+    def test_the_token_endpoint_answers_through_the_url(self, lambda_app) -> None:
+        """/auth/token is outside /v2: through the URL it reaches the core's router like any path."""
+        event = url_event_for("GET", "/auth/token", {"service": ["zotless"], "scope": ["repository:private/x:pull"]}, basic("alice"))
+        result = lambda_app(event, None)
+        assert result["statusCode"] == 200, response_body(result)
+        assert json.loads(response_body(result))["token"]
