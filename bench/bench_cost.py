@@ -265,21 +265,25 @@ def _all_items(region: str, table: str) -> Iterator[dict[str, Any]]:
         yield item.to_json()["Attributes"]
 
 
+def _index_entry(item: dict[str, Any]) -> int:
+    """An index entry's size: the projected item (the orphans index projects ALL) plus DynamoDB's 100 bytes."""
+    return item_size(item) + INDEX_ENTRY_OVERHEAD
+
+
 def _index_writes(region: str, table: str, before: dict[str, Any] | None, after: dict[str, Any] | None) -> int:
     """Writes to each global secondary index: entering or leaving is one, a moved key two (delete and put), a change one."""
     total = 0
     for index in _backend(region).get_table(table).global_indexes:
         names = [k["AttributeName"] for k in index.schema]
-        was = before is not None and all(n in before for n in names)
-        now = after is not None and all(n in after for n in names)
-        entry = lambda item: item_size(item) + INDEX_ENTRY_OVERHEAD  # noqa: E731  ALL projection: the whole item
-        if was and now:
-            moved = any(before[n] != after[n] for n in names)  # type: ignore[index]
-            total += (
-                write_units(entry(before), 0) + write_units(entry(after), 0) if moved else write_units(entry(before), entry(after)) if before != after else 0
-            )
-        elif was or now:
-            total += write_units(entry(before if was else after), 0)
+        old = before if before is not None and all(n in before for n in names) else None
+        new = after if after is not None and all(n in after for n in names) else None
+        if old is not None and new is not None:
+            if any(old[n] != new[n] for n in names):
+                total += write_units(_index_entry(old), 0) + write_units(_index_entry(new), 0)
+            elif old != new:
+                total += write_units(_index_entry(old), _index_entry(new))
+        elif old is not None or new is not None:
+            total += write_units(_index_entry(old or new or {}), 0)
     return total
 
 
@@ -328,8 +332,15 @@ class Door:
 
     def __post_init__(self) -> None:
         logger = logging.getLogger("zotless.app")
+        self._level = logger.level
         logger.addHandler(self.timings)
         logger.setLevel(logging.INFO)
+
+    def close(self) -> None:
+        """Stop listening to app.py's access lines."""
+        logger = logging.getLogger("zotless.app")
+        logger.removeHandler(self.timings)
+        logger.setLevel(self._level)
 
     def __call__(
         self, method: str, path: str, query: dict[str, list[str]] | None = None, headers: dict[str, str] | None = None, body: bytes = b""
@@ -582,7 +593,10 @@ def run(layer: int, chunk: int, gc_manifests: int, stage: str) -> dict[str, dict
             meter = Meter()
             attach_meter(meter, registry_clients(service))
             door = Door(app_module.app, door_name, meter, memory["api_handler"])
-            results[door_name] = door_operations(door, layer, chunk, seed=14)
+            try:
+                results[door_name] = door_operations(door, layer, chunk, seed=14)
+            finally:
+                door.close()
             if door_name == "api-gateway" and gc_manifests:
                 results[door_name][f"GC run, {gc_manifests} manifests"] = gc_run(service, meter, gc_manifests, memory["garbage_collect"])
     return results
