@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from chalice import Chalice, Rate, Response
 
 from chalicelib.adapters import logs
-from chalicelib.adapters.apigateway import request_from_event
+from chalicelib.adapters.apigateway import is_function_url_event, request_from_event, rest_event_from_url_event, url_result, url_too_large
 from chalicelib.api.limits import CHUNK_MAX_LENGTH
 from chalicelib.config.durations import gc_interval_seconds, interval_seconds
 
@@ -29,14 +29,21 @@ GC_SAFETY_SECONDS = 30  # stop before Lambda's limit; the next run continues fro
 
 class RegistryChalice(Chalice):
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        """A request without Accept accepts anything (RFC 9110); Chalice would answer 400 to binary bodies."""
+        """A request without Accept accepts anything (RFC 9110); Chalice would answer 400 to binary bodies.
+
+        A function URL's event (payload 2.0) is served as the REST API event it stands for, then answered in 2.0.
+        """
         started = time.monotonic()
+        from_url = is_function_url_event(event)
+        refused = url_too_large(event) if from_url else None
+        if from_url:
+            event = rest_event_from_url_event(event)
         headers = event.get("headers") or {}
         if not any(k.lower() == "accept" for k in headers):
             event["headers"] = {**headers, "Accept": "*/*"}
-        result = super().__call__(event, context)
+        result = refused or super().__call__(event, context)
         logs.log_invocation(access_log, event, result, started)
-        return result
+        return url_result(result) if from_url else result
 
 
 # configure_logs=False: Chalice would take over the "zotless" logger (stdout, ERROR only, no propagation).

@@ -80,8 +80,33 @@ def too_large_response() -> dict[str, Any]:
     }
 
 
+# A second front door, chosen per stage: `"zotless_function_url": true` in the stage's part of .chalice/config.json.
+# chalice has no setting for it, and ignores keys it does not know. The REST API stays (unused, it costs nothing).
+FUNCTION_URL_SETTING = "zotless_function_url"
+
+
+def function_url_enabled(stage: str, chalice_dir: Path = CHALICE_DIR) -> bool:
+    return bool(chalice_config(chalice_dir)["stages"][stage].get(FUNCTION_URL_SETTING, False))
+
+
+def function_url_resources() -> dict[str, Any]:
+    """A public function URL on the API function: the registry authenticates requests itself, as behind API Gateway.
+
+    Since October 2025 a new URL needs both permissions; the second is limited to invocations through the URL.
+    """
+    function = {"Fn::GetAtt": ["APIHandler", "Arn"]}
+    url_permission = {"Action": "lambda:InvokeFunctionUrl", "FunctionName": function, "Principal": "*", "FunctionUrlAuthType": "NONE"}
+    invoke_permission = {"Action": "lambda:InvokeFunction", "FunctionName": function, "Principal": "*", "InvokedViaFunctionUrl": True}
+    return {
+        "APIHandlerUrl": {"Type": "AWS::Lambda::Url", "Properties": {"TargetFunctionArn": function, "AuthType": "NONE", "InvokeMode": "BUFFERED"}},
+        "APIHandlerUrlPermission": {"Type": "AWS::Lambda::Permission", "Properties": url_permission},
+        "APIHandlerUrlInvokePermission": {"Type": "AWS::Lambda::Permission", "Properties": invoke_permission},
+    }
+
+
 def cloudformation_template(stage: str, chalice_dir: Path = CHALICE_DIR) -> dict[str, Any]:
-    """Resources to merge into chalice's SAM template: bucket, tables, the 413 gateway response, pinned function names."""
+    """Resources to merge into chalice's SAM template: bucket, tables, the 413 gateway response, pinned function names,
+    and the function URL where the stage asks for one."""
     config = stage_config(stage, chalice_dir)
     names = function_names(stage, chalice_dir)
     resources: dict[str, Any] = {"RegistryBucket": _cfn_bucket(config)}
@@ -93,6 +118,9 @@ def cloudformation_template(stage: str, chalice_dir: Path = CHALICE_DIR) -> dict
     resources["GarbageCollect"] = {"Properties": {"FunctionName": names[GC_FUNCTION]}}
     outputs = {"RegistryBucketName": {"Value": {"Ref": "RegistryBucket"}}}
     outputs |= {f"{logical_id}Name": {"Value": {"Ref": logical_id}} for logical_id in logical.values()}
+    if function_url_enabled(stage, chalice_dir):
+        resources |= function_url_resources()
+        outputs["FunctionUrl"] = {"Value": {"Fn::GetAtt": ["APIHandlerUrl", "FunctionUrl"]}}
     return {"Resources": resources, "Outputs": outputs}
 
 

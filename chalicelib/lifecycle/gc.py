@@ -19,6 +19,7 @@ from typing import Any
 from chalicelib.api.service import Service
 from chalicelib.lifecycle.retention import ManifestFacts, TagFacts, decide, policy_for
 from chalicelib.spec.references import Digest
+from chalicelib.storage.dynamo import EVENTUAL
 from chalicelib.storage.uploads import BlobWriter
 
 log = logging.getLogger("zotless.gc")
@@ -113,7 +114,7 @@ class GarbageCollector:
 
     def _facts(self, repo: str) -> tuple[list[ManifestFacts], list[TagFacts]]:
         index = self.service.index
-        manifest_items, tag_items = index.repository_items(repo)
+        manifest_items, tag_items = index.repository_items(repo, EVENTUAL)  # each delete is conditional on what it read
         manifests = [
             ManifestFacts(str(i["key"])[2:], int(i["pushed"]), int(i.get("uses", 0)), i.get("subject"), int(i.get("tagged", 0))) for i in manifest_items
         ]

@@ -24,6 +24,7 @@ from chalicelib.spec.errors import (
 from chalicelib.spec.manifests import IMAGE_CONFIG_TYPES, Manifest, parse_manifest, platform_of_config
 from chalicelib.spec.references import Digest, is_tag
 from chalicelib.storage.blobs import BlobLocation, BlobStore
+from chalicelib.storage.dynamo import FRESH_MISS
 from chalicelib.storage.index import RepoIndex, StoredManifest, TagRefused, TagRule
 from chalicelib.storage.objectstore import ObjectStore
 from chalicelib.storage.uploads import BlobWriter, CommittedBlob, SessionTable, UploadSession
@@ -93,7 +94,7 @@ class Registry:
         gets it, never in read-only mode; anyone else sees only what the repository already holds.
         """
         linking = self._may_link(repo, caller)
-        found = self.blobs.stat_or_link(repo, digest, caller.may_read) if linking else self.blobs.stat(repo, digest)
+        found = self.blobs.stat_or_link(repo, digest, caller.may_read) if linking else self.blobs.stat(repo, digest, FRESH_MISS)
         if found is None:
             raise BlobUnknown(detail={"digest": str(digest)})
         return found
@@ -103,7 +104,7 @@ class Registry:
         return not self.read_only(repo) and caller.may("create", repo)
 
     def blob(self, repo: str, digest: Digest) -> BlobLocation:
-        return self.blobs.require(repo, digest)
+        return self.blobs.require(repo, digest, FRESH_MISS)  # a pull: half the read units, a miss re-read strongly
 
     def delete_blob(self, repo: str, digest: Digest) -> None:
         self.blobs.remove(repo, digest)
@@ -300,9 +301,11 @@ class Registry:
     # Listings
 
     def tags(self, repo: str, limit: int | None, after: str | None) -> list[str]:
-        if not self.index.repository_exists(repo):
+        """The repository's existence is read only when it lists no tag: one read for most listings."""
+        found = self.index.tags(repo, limit, after)
+        if not found and not self.index.repository_exists(repo):
             raise NameUnknown(detail={"name": repo})
-        return self.index.tags(repo, limit, after)
+        return found
 
     def catalog(self, limit: int | None, after: str | None, caller: Caller) -> list[str]:
         """Only repositories the caller may read, reading on past the others so a page stays full and its Link right."""

@@ -27,7 +27,7 @@ from typing import Any
 
 from chalicelib.spec.errors import BlobUnknown, TooManyRequests
 from chalicelib.spec.references import Digest
-from chalicelib.storage.dynamo import Table, seen_uses
+from chalicelib.storage.dynamo import STRONG, Table, seen_uses
 from chalicelib.storage.index import Uses
 from chalicelib.storage.objectstore import ObjectStore
 from chalicelib.storage.uploads import CommittedBlob
@@ -73,13 +73,13 @@ class BlobStore:
         self.table = table
         self.dedupe = dedupe
 
-    def stat(self, repo: str, digest: Digest) -> BlobLocation | None:
-        """The blob as this repository holds it; one consistent DynamoDB read."""
-        item = self.table.get(str(digest), repo)
+    def stat(self, repo: str, digest: Digest, read: str = STRONG) -> BlobLocation | None:
+        """The blob as this repository holds it; one DynamoDB read (dynamo.FRESH_MISS for a pull: half the units)."""
+        item = self.table.get(str(digest), repo, read)
         return None if item is None or item.get("deleted") else _location(digest, item)
 
-    def require(self, repo: str, digest: Digest) -> BlobLocation:
-        found = self.stat(repo, digest)
+    def require(self, repo: str, digest: Digest, read: str = STRONG) -> BlobLocation:
+        found = self.stat(repo, digest, read)
         if found is None:
             raise BlobUnknown(detail={"digest": str(digest)})
         return found
@@ -114,14 +114,19 @@ class BlobStore:
     def stat_or_link(self, repo: str, digest: Digest, may_read: Callable[[str], bool]) -> BlobLocation | None:
         """zot's implicit dedupe link: a blob a readable repository holds appears here too, unless deleted here.
 
-        It writes; the model asks only for callers who may push to repo (else it calls `stat`).
+        It writes; the model asks only for callers who may push to repo (else it calls `stat`). One Query
+        reads this repository's item and the other holders together, so a new digest (most HEADs of a
+        push) costs one call; strongly consistent, as a stale answer would make a client skip an upload.
         """
-        item = self.table.get(str(digest), repo)
+        if not self.dedupe:
+            return self.stat(repo, digest)
+        holders = list(self.table.query(str(digest), limit=HOLDERS_EXAMINED))
+        item = next((h for h in holders if h["holder"] == repo), None)
+        if item is None and len(holders) >= HOLDERS_EXAMINED:  # a popular digest: this repository may sort later
+            item = self.table.get(str(digest), repo)
         if item is not None:
             return None if item.get("deleted") else _location(digest, item)
-        if not self.dedupe:
-            return None
-        for holder in self.table.query(str(digest), limit=HOLDERS_EXAMINED):
+        for holder in holders:
             name = str(holder["holder"])
             if name not in (SHARED, repo) and not holder.get("deleted") and may_read(name):
                 location = _location(digest, holder)

@@ -23,6 +23,11 @@ from chalicelib.storage.retries import ATTEMPTS, backoff
 RETRYABLE_REASONS = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
 RETRYABLE_ERRORS = {"TransactionConflictException", "ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded"}
 
+# How a read may see the table: every call site names one, and why. An eventually consistent read costs half.
+STRONG = "strong"  # a decision follows (a write, a 404 that ends a push), or a race needs the latest item
+EVENTUAL = "eventual"  # listings and reports: a write of the last second may be missing, as the spec allows
+FRESH_MISS = "eventual, strong on a miss"  # pulls: a hit may be a second old (a tag just moved); a miss is re-read so a 201 is never followed by a 404
+
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -102,8 +107,12 @@ class Table:
             key[self.range_key] = range_value
         return encode(key)
 
-    def get(self, hash_value: str, range_value: str | None = None) -> dict[str, Any] | None:
-        response = self.client.get_item(TableName=self.name, Key=self.key(hash_value, range_value), ConsistentRead=True)
+    def get(self, hash_value: str, range_value: str | None = None, read: str = STRONG) -> dict[str, Any] | None:
+        """One item, read as `read` says (STRONG, EVENTUAL or FRESH_MISS)."""
+        key = self.key(hash_value, range_value)
+        response = self.client.get_item(TableName=self.name, Key=key, ConsistentRead=read == STRONG)
+        if "Item" not in response and read == FRESH_MISS:
+            response = self.client.get_item(TableName=self.name, Key=key, ConsistentRead=True)
         return decode(response["Item"]) if "Item" in response else None
 
     def batch_get(self, keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -170,8 +179,8 @@ class Table:
             raise
         return True
 
-    def query(self, hash_value: str, prefix: str = "", after: str | None = None, limit: int | None = None) -> Iterator[dict[str, Any]]:
-        """Items of one partition whose sort key starts with prefix, in sort-key order, after a cursor."""
+    def query(self, hash_value: str, prefix: str = "", after: str | None = None, limit: int | None = None, read: str = STRONG) -> Iterator[dict[str, Any]]:
+        """Items of one partition whose sort key starts with prefix, in sort-key order, after a cursor (STRONG or EVENTUAL)."""
         condition = "#h = :h"
         values: dict[str, Any] = {":h": hash_value}
         names = {"#h": self.hash_key}
@@ -184,7 +193,7 @@ class Table:
             "KeyConditionExpression": condition,
             "ExpressionAttributeValues": encode(values),
             "ExpressionAttributeNames": names,
-            "ConsistentRead": True,
+            "ConsistentRead": read != EVENTUAL,
         }
         if after is not None:
             request["ExclusiveStartKey"] = self.key(hash_value, after)

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from chalicelib.spec.errors import ManifestBlobUnknown, TooManyRequests
 from chalicelib.spec.manifests import Manifest
-from chalicelib.storage.dynamo import Table, seen_uses
+from chalicelib.storage.dynamo import EVENTUAL, FRESH_MISS, STRONG, Table, seen_uses
 
 CATALOG = "_catalog"  # not a valid repository name, so it cannot collide with one
 GC_STATE = "_gc"
@@ -218,14 +218,16 @@ class RepoIndex:
             self.table.update((repo, manifest_key(digest)), "ADD uses :minus", {":minus": -1}, "attribute_exists(mediaType)")
 
     def manifest(self, repo: str, digest: str) -> StoredManifest | None:
-        item = self.table.get(repo, manifest_key(digest))
+        """A pull's read (GET/HEAD by digest): eventually consistent, re-read strongly on a miss."""
+        item = self.table.get(repo, manifest_key(digest), FRESH_MISS)
         return _stored(item, digest) if item else None
 
     def manifest_details(self, repo: str, digest: str) -> dict[str, Any] | None:
         return self.table.get(repo, manifest_key(digest))
 
     def tagged(self, repo: str, tag: str) -> StoredManifest | None:
-        item = self.table.get(repo, tag_key(tag))
+        """A pull's read by tag: a tag moved in the last second may still name its old digest, a new one is found."""
+        item = self.table.get(repo, tag_key(tag), FRESH_MISS)
         return _stored(item, str(item["digest"])) if item else None
 
     def existing_manifests(self, repo: str, digests: list[str]) -> set[str]:
@@ -291,10 +293,10 @@ class RepoIndex:
         condition = "manifests <= :zero AND updated < :before"
         return self.table.delete(CATALOG, repo, condition=condition, values={":zero": 0, ":before": updated_before})
 
-    def repository_items(self, repo: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """A repository's manifest and tag items, from one walk over its partition (retention, scrub)."""
+    def repository_items(self, repo: str, read: str = STRONG) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """A repository's manifest and tag items, from one walk over its partition (retention: EVENTUAL, scrub)."""
         manifests, tags = [], []
-        for item in self.table.query(repo):
+        for item in self.table.query(repo, read=read):
             key = str(item["key"])
             (manifests if key.startswith("m#") else tags if key.startswith("t#") else []).append(item)
         return manifests, tags
@@ -311,17 +313,17 @@ class RepoIndex:
             self.table.put({"repo": GC_STATE, "key": name, "after": after})
 
     def tags(self, repo: str, limit: int | None, after: str | None) -> list[str]:
-        items = self.table.query(repo, "t#", after=tag_key(after) if after else None, limit=limit)
+        items = self.table.query(repo, "t#", after=tag_key(after) if after else None, limit=limit, read=EVENTUAL)  # a listing
         return [str(i["key"])[2:] for i in items]
 
     def repositories(self, limit: int | None, after: str | None) -> list[str]:
-        return [str(i["key"]) for i in self.table.query(CATALOG, after=after, limit=limit)]
+        return [str(i["key"]) for i in self.table.query(CATALOG, after=after, limit=limit, read=EVENTUAL)]  # a listing; GC's walk decides nothing from it
 
     def repository_exists(self, repo: str) -> bool:
         return self.table.get(CATALOG, repo) is not None
 
     def referrers(self, repo: str, subject: str) -> list[dict[str, Any]]:
-        return [i["descriptor"] for i in self.table.query(repo, f"r#{subject}#")]
+        return [i["descriptor"] for i in self.table.query(repo, f"r#{subject}#", read=EVENTUAL)]  # a listing
 
     def _tag_item(self, repo: str, tag: str, manifest_item: dict[str, Any]) -> dict[str, Any]:
         return {

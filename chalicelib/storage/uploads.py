@@ -34,7 +34,10 @@ UNBUDGETED_READ = 64 * 1024  # a body this short never waits for the memory budg
 # What one writer holds outside its extra parts in flight: the buffer (staged bytes plus HELD_BACK) and one
 # part copied out of it, or at the tail the buffer and its copy.
 SEAT = HELD_BACK + MIN_PART + PART_SIZE
-INLINE_LIMIT = 64 * 1024  # staged bytes kept inside the DynamoDB session item
+# Staged bytes kept inside the DynamoDB session item. Every session write (lease, save, commit's lease, delete) is
+# billed per KB of the item, so beyond ~3 KB an S3 piece (one PUT, one GET) is cheaper: bench/bench_cost.py measured
+# a 60 KiB blob's push at $129 per million inline against $22 through a piece, and a 3 KiB one at $22 either way.
+INLINE_LIMIT = 3 * 1024
 LEASE_SECONDS = 60  # a request that dies holding a session blocks its retries this long at most
 RENEW_EVERY = LEASE_SECONDS / 3  # a request still streaming keeps its lease
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")

@@ -1,4 +1,4 @@
-"""The deployed path: API Gateway proxy events through the Chalice app into the core."""
+"""The deployed path: API Gateway proxy events, and function URL events, through the Chalice app into the core."""
 
 from __future__ import annotations
 
@@ -6,20 +6,23 @@ import json
 
 import pytest
 
-from chalicelib.adapters.apigateway import event_for, response_body
+from chalicelib.adapters.apigateway import event_for, response_body, url_event_for
 from tests.conftest import OCI_MANIFEST, sha256
 
+DOORS = {"api-gateway": event_for, "function-url": url_event_for}  # the same tests through both front doors
 
-@pytest.fixture
-def lambda_app(service, monkeypatch):
+
+@pytest.fixture(params=list(DOORS))
+def lambda_app(service, monkeypatch, request):
     import app as app_module
 
     monkeypatch.setattr(app_module, "service", lambda: service)
+    monkeypatch.setattr(app_module.app, "door", request.param, raising=False)
     return app_module.app
 
 
 def invoke(app, method: str, path: str, query=None, headers=None, body: bytes = b"") -> dict:
-    return app(event_for(method, path, query, headers, body), None)
+    return app(DOORS[getattr(app, "door", "api-gateway")](method, path, query, headers, body), None)
 
 
 def header(result: dict, name: str) -> str | None:
