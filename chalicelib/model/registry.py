@@ -21,7 +21,7 @@ from chalicelib.spec.errors import (
     RangeInvalid,
     RegistryError,
 )
-from chalicelib.spec.manifests import IMAGE_CONFIG_TYPES, Manifest, parse_manifest, platform_of_config
+from chalicelib.spec.manifests import IMAGE_CONFIG_TYPES, Manifest, config_facts, parse_manifest
 from chalicelib.spec.references import Digest, is_tag
 from chalicelib.storage.blobs import BlobLocation, BlobStore
 from chalicelib.storage.index import RepoIndex, StoredManifest, TagRefused, TagRule
@@ -185,7 +185,8 @@ class Registry:
         held = self._require_references(repo, manifest)
         uses = self.blobs.use_ops(repo, manifest.required_blobs())
         try:
-            self.index.put_manifest(repo, manifest, self.platforms(repo, manifest, held), tag, uses, tag_rule(caller, repo))
+            platforms, facts = self.indexed_facts(repo, manifest, held)
+            self.index.put_manifest(repo, manifest, platforms, tag, uses, tag_rule(caller, repo), facts)
         except TagRefused as refused:
             raise caller.refusal("update" if caller.may("create", repo) else "create", repo) from refused
         digest = str(manifest.digest)
@@ -277,15 +278,20 @@ class Registry:
 
     def platforms(self, repo: str, manifest: Manifest, held: dict[Digest, BlobLocation] | None = None) -> list[dict[str, str]]:
         """Platforms for search: from the index's descriptors, or read once from the image config."""
+        return self.indexed_facts(repo, manifest, held)[0]
+
+    def indexed_facts(self, repo: str, manifest: Manifest, held: dict[Digest, BlobLocation] | None = None) -> tuple[list[dict[str, str]], dict[str, Any]]:
+        """Platforms and the config's facts for search (created, labels, history), from one read of the config."""
         if manifest.is_index:
-            return [c.platform for c in manifest.children if c.platform]
+            return [c.platform for c in manifest.children if c.platform], {}
         config = manifest.config
         if config is None or config.media_type not in IMAGE_CONFIG_TYPES or config.size > CONFIG_READ_LIMIT:
-            return []
+            return [], {}
         location = held.get(config.digest) if held is not None else self.blobs.stat(repo, config.digest)
         raw = self.store.get(location.data_key) if location else None
-        platform = platform_of_config(raw) if raw else None
-        return [platform] if platform else []
+        facts = config_facts(raw) if raw else {}
+        platform = facts.pop("platform", None)
+        return ([platform] if platform else []), facts
 
     # Listings
 
