@@ -50,7 +50,7 @@ def build_service(config: Config, clients: Clients | None = None, chunk_max_leng
     parts |= {prefix: _location(location_config(config, prefix), clients, index, sessions) for prefix in prefixes}
     registry = RoutedRegistry({prefix: part[2] for prefix, part in parts.items()})
     auth = build_auth(config, clients.s3, sessions)  # failed logins are counted in the uploads table
-    api = Api(registry, redirect=config.storage.redirect, auth=auth, chunk_max_length=chunk_max_length)
+    api = Api(registry, redirect=config.storage.redirect, auth=auth, chunk_max_length=chunk_max_length, config=config)
     services = [
         Service(part_config, store, registry_part.blobs, index, registry_part, api, _owner_test(prefixes, prefix))
         for prefix, (part_config, store, registry_part) in parts.items()

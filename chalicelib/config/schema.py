@@ -259,8 +259,24 @@ class Scrub(_Model):
         return parse_duration(value)
 
 
+class SearchExtension(_Model):
+    """zot's extensions.search: the GraphQL search API (on by default here), and whether pulls are counted."""
+
+    enable: bool = True
+    downloadCount: bool = False  # a DynamoDB write per manifest GET, so off unless asked for
+    cve: dict[str, Any] | None = None  # zot's CVE scanner settings, accepted so zot configs load; no scanner yet
+
+
+class UI(_Model):
+    """zot's extensions.ui, accepted so zot configs load: zotless does not serve the UI's files."""
+
+    enable: bool = False
+
+
 class Extensions(_Model):
     scrub: Scrub = Field(default_factory=Scrub)
+    search: SearchExtension = Field(default_factory=SearchExtension)
+    ui: UI = Field(default_factory=UI)
 
 
 class Config(_Model):

@@ -353,6 +353,14 @@ class RepoIndex:
     def catalog_item(self, repo: str) -> dict[str, Any] | None:
         return self.table.get(CATALOG, repo)
 
+    def catalog_items_of(self, repos: list[str]) -> list[dict[str, Any]]:
+        """The catalog items of these repositories (one BatchGetItem per 100)."""
+        return self.table.batch_get([(CATALOG, repo) for repo in dict.fromkeys(repos)])
+
+    def holding_manifest(self, repos: list[str], digest: str) -> set[str]:
+        """Which of these repositories hold a manifest (one BatchGetItem per 100 repositories)."""
+        return {str(i["repo"]) for i in self.table.batch_get([(repo, manifest_key(digest)) for repo in dict.fromkeys(repos)])}
+
     def save_summary(self, repo: str, summary: dict[str, Any], version: int) -> bool:
         """Cache search's summary of a repository, only while no change came after the one it was computed from."""
         if _approximate_size(summary) > SUMMARY_BUDGET:
