@@ -28,12 +28,12 @@ def is_stale(item: dict[str, Any]) -> bool:
     return "summary" not in item or item.get("summaryVersion") != item.get("version", 0)
 
 
-def refresh_summary(index: RepoIndex, repo: str, item: dict[str, Any] | None) -> dict[str, Any] | None:
+def refresh_summary(index: RepoIndex, repo: str, item: dict[str, Any] | None) -> dict[str, Any]:
     """Recompute a repository's summary from its partition and cache it unless it changed meanwhile."""
     version = int((item or {}).get("version", 0))
     manifests, tags = index.repository_items(repo)
     summary = RepoContent.from_items(repo, manifests, tags).summary()
-    if summary is not None and item is not None:
+    if item is not None:
         index.save_summary(repo, summary, version)
     return summary
 
@@ -89,7 +89,7 @@ class Searcher:
             if names is not None and repo not in names:
                 continue
             summary = self.summary_of(repo, item)
-            if summary is not None:
+            if summary is not None and summary.get("_images"):
                 found.append(summary)
         return found
 

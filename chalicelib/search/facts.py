@@ -178,8 +178,8 @@ class RepoContent:
     def images(self) -> list[dict[str, Any]]:
         return [summary for tag in self.image_tags() if (summary := self.image(tag)) is not None]
 
-    def summary(self) -> dict[str, Any] | None:
-        """The RepoSummary facts that depend on nobody's identity; None when the repository holds no image."""
+    def summary(self) -> dict[str, Any]:
+        """The RepoSummary facts that depend on nobody's identity (`_images` 0: no tagged image, listed nowhere)."""
         images = self.images()
         sizes: dict[str, int] = {}
         for digest, item in self.manifests.items():

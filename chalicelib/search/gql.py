@@ -31,7 +31,7 @@ from graphql import (
 )
 
 from chalicelib.search.catalog import SearchError
-from chalicelib.search.queries import Queries
+from chalicelib.search.queries import Queries, bounds
 from chalicelib.spec.errors import RegistryError
 
 log = logging.getLogger("zotless.search")
@@ -68,6 +68,7 @@ class Outcome:
 
 def _resolver(method: str) -> Any:
     def resolve(_parent: Any, info: Any, **arguments: Any) -> Any:
+        bounds(arguments.get("requestedPage"))  # a bad page is refused before anything is read
         return getattr(info.context, method)(**arguments)
 
     return resolve

@@ -36,7 +36,7 @@ IMAGE_ORDER: dict[str, tuple[Callable[[Row], Any], bool]] = {
 }
 
 
-def _bounds(page: dict[str, Any] | None) -> tuple[int, int]:
+def bounds(page: dict[str, Any] | None) -> tuple[int, int]:
     page = page or {}
     limit, offset = page.get("limit") or 0, page.get("offset") or 0
     if limit < 0 or offset < 0:
@@ -46,7 +46,7 @@ def _bounds(page: dict[str, Any] | None) -> tuple[int, int]:
 
 def paged(rows: list[Row], page: dict[str, Any] | None, orders: dict[str, tuple[Callable[[Row], Any], bool]]) -> tuple[list[Row], dict[str, int]]:
     """Sort by the requested criterion (SEVERITY applies to CVEs only: relevance here), then cut a page."""
-    limit, offset = _bounds(page)
+    limit, offset = bounds(page)
     key, descending = orders.get((page or {}).get("sortBy") or "RELEVANCE", orders["RELEVANCE"])
     ordered = sorted(rows, key=key, reverse=descending)
     chosen = ordered[offset : offset + limit]
@@ -132,7 +132,7 @@ class Queries:
 
     def _all_images(self, page: Row | None) -> Row:
         """Every readable image. In name order only the repositories the page covers are read; other orders read all."""
-        limit, offset = _bounds(page)
+        limit, offset = bounds(page)
         counted = [(s["Name"], int(s.get("_images", 0))) for s in self.searcher.summaries()]
         if ((page or {}).get("sortBy") or "RELEVANCE") not in ("RELEVANCE", "ALPHABETIC_ASC"):
             return self._images_page([i for name, _ in counted for i in self._content(name).images()], page)
@@ -247,7 +247,8 @@ class Queries:
     def _preferred(self, which: int, page: Row | None) -> Row:
         names = sorted(r for r in self.searcher.preferences()[which] if self.searcher.readable(r))
         items = {str(i["key"]): i for i in self.searcher.index.catalog_items_of(names)} if names else {}
-        summaries = [s for n in names if n in items and int(items[n].get("manifests", 0)) > 0 and (s := self.searcher.summary_of(n, items[n]))]
+        held = [n for n in names if n in items and int(items[n].get("manifests", 0)) > 0]
+        summaries = [s for n in held if (s := self.searcher.summary_of(n, items[n])) and s.get("_images")]
         return self._repos_page(summaries, page)
 
     # CVE queries: no scanner yet, so empty results (never an error) keep the UI's pages working.
