@@ -102,8 +102,12 @@ class RepoContent:
         return found
 
     def image_tags(self) -> list[str]:
-        """Tags that name images: cosign's signature, attestation and SBOM tags are not listed, as in zot."""
-        return sorted(t for t, item in self.tags.items() if not COSIGN_TAG.match(t) and str(item.get("digest")) in self.manifests)
+        """Tags that name images: signatures (cosign's tag scheme, attestations, SBOMs, signature artifacts) are not listed, as in zot."""
+        return sorted(t for t, item in self.tags.items() if not COSIGN_TAG.match(t) and self._is_image(str(item.get("digest"))))
+
+    def _is_image(self, digest: str) -> bool:
+        item = self.manifests.get(digest)
+        return item is not None and str(item.get("artifactType") or "") not in SIGNATURE_TYPES
 
     def image(self, tag: str) -> dict[str, Any] | None:
         item = self.tags.get(tag)
