@@ -63,7 +63,8 @@ def _location(config: Config, clients: Clients, index: RepoIndex, sessions: Tabl
     storage = config.storage
     store = ObjectStore(clients.s3, storage.storageDriver.bucket, storage.storageDriver.rootdirectory)
     blobs = BlobStore(store, Table(clients.dynamodb, storage.cacheDriver.cacheTablename, "digest", "holder"), storage.dedupe)
-    registry = Registry(store, blobs, SessionTable(sessions, storage.uploadTTL), index, read_only=storage.readOnly)
+    downloads = config.extensions.search.enable and config.extensions.search.downloadCount
+    registry = Registry(store, blobs, SessionTable(sessions, storage.uploadTTL), index, read_only=storage.readOnly, count_downloads=downloads)
     return config, store, registry
 
 

@@ -61,12 +61,16 @@ class PushedManifest:
 
 
 class Registry:
-    def __init__(self, store: ObjectStore, blobs: BlobStore, sessions: SessionTable, index: RepoIndex, read_only: bool = False) -> None:
+    def __init__(
+        self, store: ObjectStore, blobs: BlobStore, sessions: SessionTable, index: RepoIndex, read_only: bool = False, count_downloads: bool = False
+    ) -> None:
+        """count_downloads: zot's search DownloadCount, one DynamoDB write per manifest GET (extensions.search.downloadCount)."""
         self.store = store
         self.blobs = blobs
         self.sessions = sessions
         self.index = index
         self.writes_refused = read_only
+        self.count_downloads = count_downloads
 
     def read_only(self, repo: str) -> bool:
         return self.writes_refused
@@ -200,6 +204,8 @@ class Registry:
         body = stored.body if stored.body is not None else self.store.get(manifest_object_key(repo, stored.digest))
         if body is None:
             raise ManifestUnknown(detail={"reference": reference})
+        if self.count_downloads:
+            self.index.count_download(repo, stored.digest)
         return PulledManifest(stored.digest, stored.media_type, body)
 
     def head_manifest(self, repo: str, reference: str) -> StoredManifest:

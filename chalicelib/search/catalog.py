@@ -103,7 +103,8 @@ class Searcher:
             return None
         starred, bookmarked = self.preferences()
         stars = int((item or {}).get("stars", 0))
-        return {**summary, "StarCount": stars, "IsStarred": repo in starred, "IsBookmarked": repo in bookmarked, "_stars": stars}
+        mine = {"StarCount": stars, "IsStarred": repo in starred, "IsBookmarked": repo in bookmarked, "_stars": stars}
+        return {**summary, "DownloadCount": int((item or {}).get("downloads", 0)), **mine}  # counts read live, never from the cache
 
     def holders(self, digest: str) -> set[str]:
         """Repositories that hold a blob (config or layer), from each location's blob table: one Query each."""

@@ -350,6 +350,14 @@ class RepoIndex:
         """Every repository's catalog item with its summary: one paged Query, whatever the number of images."""
         return self.table.query(CATALOG)
 
+    def count_download(self, repo: str, digest: str) -> None:
+        """One more pull of a manifest, on its item and its repository's (one transaction); a manifest deleted meanwhile counts nothing."""
+        exists, names = "attribute_exists(#k)", {"#k": "key"}
+        self.table.transact([
+            self.table.op_update((repo, manifest_key(digest)), "ADD downloads :one", {":one": 1}, exists, names),
+            self.table.op_update((CATALOG, repo), "ADD downloads :one", {":one": 1}, exists, names),
+        ])
+
     def catalog_item(self, repo: str) -> dict[str, Any] | None:
         return self.table.get(CATALOG, repo)
 

@@ -280,3 +280,19 @@ def test_anonymous_search_asks_for_credentials_when_nothing_is_public(tmp_path: 
     service = service_for(auth_config(tmp_path, control={"repositories": {"team/**": {"defaultPolicy": ["read"]}}}))
     response = As(service)("GET", "/v2/_zot/ext/search?query=%7BRepoListWithNewestImage%7BPage%7BTotalCount%7D%7D%7D")
     assert response.status == 401 and challenge(response)
+
+
+def test_download_count_is_off_by_default_and_one_write_per_pull_when_on(service, client: Client, aws: None) -> None:
+    client.push_image("team/app", "1.0", [b"layer"])
+    counter = CallCounter(service.index.table.client)
+    assert client("GET", "/v2/team/app/manifests/1.0").status == 200
+    assert counter.take() == {"dynamodb:GetItem": 1}  # off: a pull writes nothing
+    counting = service_for(service.config.model_copy(update={"extensions": service.config.extensions.model_copy(
+        update={"search": service.config.extensions.search.model_copy(update={"downloadCount": True})})}))  # fmt: skip
+    counted, counter = Client(counting), CallCounter(counting.index.table.client)
+    for _ in range(3):
+        assert counted("GET", "/v2/team/app/manifests/1.0").status == 200
+    assert counted("HEAD", "/v2/team/app/manifests/1.0").status == 200  # a HEAD is no download
+    assert counter.take() == {"dynamodb:GetItem": 4, "dynamodb:TransactWriteItems": 3}
+    listed = data(counted, "{RepoListWithNewestImage{Results {DownloadCount}} ImageList(repo: \"team/app\"){Results {DownloadCount}}}")
+    assert listed == {"RepoListWithNewestImage": {"Results": [{"DownloadCount": 3}]}, "ImageList": {"Results": [{"DownloadCount": 3}]}}
