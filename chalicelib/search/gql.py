@@ -39,7 +39,7 @@ log = logging.getLogger("zotless.search")
 SCHEMA_PATH = Path(__file__).with_name("schema.graphql")
 MAX_QUERY_BYTES = 64 * 1024
 MAX_TOKENS = 5000
-MAX_DEPTH = 12  # zot's UI and CLI send at most 6 levels; GraphiQL's introspection query needs 11
+MAX_DEPTH = 15  # zot's UI and CLI send at most 6 levels; the standard introspection query (graphql-core, GraphiQL) needs 15
 MAX_ROOT_FIELDS = 10  # aliases could otherwise repeat a global query many times in one request
 FIELDS = {
     "RepoListWithNewestImage": "repo_list_with_newest_image",

@@ -184,9 +184,13 @@ def test_bad_queries_get_graphql_errors_never_a_500(client: Client, text: str, s
 def test_deep_query_is_refused(client: Client) -> None:
     deep = "{ImageList(repo: \"a\"){Results {Referrers {Annotations {Key}}}}}"
     assert gql(client, deep)[0] == 200  # within bounds (an error for the missing repository, not a refusal)
-    nested = "query { __schema { types { fields { type { " + "ofType { " * 9 + "name" + " }" * 9 + " } } } } }"
+    nested = "query { __schema { types { fields { type { " + "ofType { " * 12 + "name" + " }" * 12 + " } } } } }"
     status, document = gql(client, nested)
     assert status == 422 and "deeper" in document["errors"][0]["message"]
+    from graphql import get_introspection_query
+
+    status, document = gql(client, get_introspection_query(), method="POST")  # what GraphiQL and schema tools send
+    assert status == 200 and "errors" not in document and document["data"]["__schema"]["queryType"]["name"] == "Query"
 
 
 def test_resolver_errors_are_200_with_errors_and_bad_bodies_400(client: Client) -> None:
