@@ -1,7 +1,8 @@
 """Search's reads of the index for one request: repository summaries, repository contents, blob holders.
 
-A global query reads the `_catalog` partition once (one paged Query, summaries inline); a summary
-whose repository changed since it was computed (its `version` moved) is recomputed from the
+A global query reads the `_catalog` partition (change counts) and the `_summaries` partition (the
+cached summaries) once each, whatever the number of images; a summary whose repository changed since
+it was computed (the catalog's `version` moved past the summary's) is recomputed from the
 repository's partition and cached back, conditional on the version it was computed from. A
 request that would walk more partitions than its budget allows is refused, never left to run.
 """
@@ -24,8 +25,11 @@ class SearchError(Exception):
     """A query the client must change; its message becomes a GraphQL error."""
 
 
-def is_stale(item: dict[str, Any]) -> bool:
-    return "summary" not in item or item.get("summaryVersion") != item.get("version", 0)
+def cached(item: dict[str, Any] | None, summary_item: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The cached summary when it was computed from the repository's current change count, else None."""
+    if item is None or summary_item is None or summary_item.get("version") != item.get("version", 0):
+        return None
+    return summary_item.get("summary")
 
 
 def refresh_summary(index: RepoIndex, repo: str, item: dict[str, Any] | None) -> dict[str, Any]:
@@ -49,6 +53,7 @@ class Searcher:
         self.walks = 0
         self.contents: dict[str, RepoContent] = {}
         self._preferences: tuple[set[str], set[str]] | None = None
+        self.cache: dict[str, dict[str, Any]] = {}  # summary items read by this request
 
     def readable(self, repo: str) -> bool:
         return self.caller.may_read(repo)
@@ -82,25 +87,27 @@ class Searcher:
             if int(item.get("manifests", 0)) > 0 and self.readable(repo):
                 yield repo, item
 
-    def summaries(self, names: set[str] | None = None) -> list[dict[str, Any]]:
-        """RepoSummary facts of readable repositories (all, or these names), stale ones recomputed."""
-        found = []
-        for repo, item in self.repositories():
-            if names is not None and repo not in names:
-                continue
-            summary = self.summary_of(repo, item)
-            if summary is not None and summary.get("_images"):
-                found.append(summary)
-        return found
+    def summaries(self) -> list[dict[str, Any]]:
+        """RepoSummary facts of every readable repository with an image, stale ones recomputed."""
+        repositories = list(self.repositories())
+        self.cache.update(self.index.summary_items() if repositories else {})
+        found = [self.summary_of(repo, item) for repo, item in repositories]
+        return [summary for summary in found if summary.get("_images")]
 
-    def summary_of(self, repo: str, item: dict[str, Any] | None) -> dict[str, Any] | None:
-        """The caller's view of one repository summary: the cached facts plus stars and bookmarks."""
-        summary = item.get("summary") if item and not is_stale(item) else None
+    def summaries_of(self, repos: list[str]) -> list[dict[str, Any]]:
+        """The same for a few named repositories (stars, bookmarks): batch reads, no walk over the catalog."""
+        names = [r for r in dict.fromkeys(repos) if self.readable(r)]
+        items = {str(i["key"]): i for i in self.index.catalog_items_of(names)} if names else {}
+        held = [n for n in names if n in items and int(items[n].get("manifests", 0)) > 0]
+        self.cache.update(self.index.summary_items(held) if held else {})
+        return [summary for n in held if (summary := self.summary_of(n, items[n])).get("_images")]
+
+    def summary_of(self, repo: str, item: dict[str, Any] | None) -> dict[str, Any]:
+        """The caller's view of one repository summary: the cached facts plus stars, bookmarks and downloads."""
+        summary = cached(item, self.cache.get(repo))
         if summary is None:
             self.spend()
             summary = refresh_summary(self.index, repo, item)
-        if summary is None:
-            return None
         starred, bookmarked = self.preferences()
         stars = int((item or {}).get("stars", 0))
         mine = {"StarCount": stars, "IsStarred": repo in starred, "IsBookmarked": repo in bookmarked, "_stars": stars}

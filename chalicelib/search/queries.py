@@ -245,11 +245,7 @@ class Queries:
         return self._preferred(1, requestedPage)
 
     def _preferred(self, which: int, page: Row | None) -> Row:
-        names = sorted(r for r in self.searcher.preferences()[which] if self.searcher.readable(r))
-        items = {str(i["key"]): i for i in self.searcher.index.catalog_items_of(names)} if names else {}
-        held = [n for n in names if n in items and int(items[n].get("manifests", 0)) > 0]
-        summaries = [s for n in held if (s := self.searcher.summary_of(n, items[n])) and s.get("_images")]
-        return self._repos_page(summaries, page)
+        return self._repos_page(self.searcher.summaries_of(sorted(self.searcher.preferences()[which])), page)
 
     # CVE queries: no scanner yet, so empty results (never an error) keep the UI's pages working.
 

@@ -7,8 +7,9 @@ and small manifest bodies inline so a pull by tag is one read. S3 stays the sour
 Items (partition: repo, sort: key):
   ("_catalog", <repo>)         the repository exists; `manifests` counts its manifests, `version` counts
                                every change to its manifests and tags (bumped in the same transaction),
-                               `summary` is search's per-repository summary as of `summaryVersion`,
-                               `stars` how many users starred it
+                               `stars` how many users starred it, `downloads` its pulls (when counted)
+  ("_summaries", <repo>)       search's summary of the repository as of catalog `version` (its own item,
+                               so catalog listings and GC never read the summaries' bytes)
   (<repo>, "t#<tag>")          a tag: digest, media type, size, inline body
   (<repo>, "m#<digest>")       a manifest: descriptors, subject, platform(s), sizes, push time, inline body
   (<repo>, "r#<subject>#<d>")  a referrer of <subject>: its descriptor for the referrers API
@@ -27,6 +28,7 @@ from chalicelib.spec.manifests import Manifest
 from chalicelib.storage.dynamo import Table, seen_uses
 
 CATALOG = "_catalog"  # not a valid repository name, so it cannot collide with one
+SUMMARIES = "_summaries"
 GC_STATE = "_gc"
 INLINE_LIMIT = 300 * 1024  # DynamoDB items stop at 400 KB
 ITEM_BUDGET = 350 * 1024
@@ -316,9 +318,13 @@ class RepoIndex:
                 yield str(item["key"])
 
     def forget_repository(self, repo: str, updated_before: int) -> bool:
-        """Remove an emptied repository from the catalog unless a push arrived meanwhile."""
+        """Remove an emptied repository from the catalog, with its search summary, unless a push arrived meanwhile.
+
+        Both go at once: a summary left behind could match the change count of a repository of the same name pushed later.
+        """
         condition = "manifests <= :zero AND updated < :before"
-        return self.table.delete(CATALOG, repo, condition=condition, values={":zero": 0, ":before": updated_before})
+        forget = self.table.op_delete((CATALOG, repo), condition, {":zero": 0, ":before": updated_before})
+        return self.table.transact([forget, self.table.op_delete((SUMMARIES, repo))]) is None
 
     def repository_items(self, repo: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """A repository's manifest and tag items, from one walk over its partition (retention, scrub)."""
@@ -347,8 +353,13 @@ class RepoIndex:
         return [str(i["key"]) for i in self.table.query(CATALOG, after=after, limit=limit)]
 
     def catalog_items(self) -> Iterator[dict[str, Any]]:
-        """Every repository's catalog item with its summary: one paged Query, whatever the number of images."""
+        """Every repository's catalog item: one paged Query, whatever the number of images."""
         return self.table.query(CATALOG)
+
+    def summary_items(self, repos: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Search's cached summaries by repository: all (one paged Query) or these (one BatchGetItem per 100)."""
+        items = self.table.query(SUMMARIES) if repos is None else self.table.batch_get([(SUMMARIES, r) for r in dict.fromkeys(repos)])
+        return {str(item["key"]): item for item in items}
 
     def count_download(self, repo: str, digest: str) -> None:
         """One more pull of a manifest, on its item and its repository's (one transaction); a manifest deleted meanwhile counts nothing."""
@@ -374,8 +385,16 @@ class RepoIndex:
         if _approximate_size(summary) > SUMMARY_BUDGET:
             return False
         condition = "attribute_exists(#k) AND " + ("version = :v" if version else "attribute_not_exists(version)")
-        values = {":s": summary, ":sv": version} | ({":v": version} if version else {})
-        return self.table.update((CATALOG, repo), "SET summary = :s, summaryVersion = :sv", values, condition, {"#k": "key"}) is not None
+        # the catalog's count must still be `version`: an update that records it (IAM grants UpdateItem, not ConditionCheckItem)
+        check = self.table.op_update((CATALOG, repo), "SET summarized = :v", {":v": version}, condition, {"#k": "key"})
+        item = {"repo": SUMMARIES, "key": repo, "summary": summary, "version": version}
+        return self.table.transact([check, self.table.op_put(item)]) is None
+        condition = "attribute_exists(#k) AND " + ("version = :v" if version else "attribute_not_exists(version)")
+        check = {"ConditionCheck": {**self.table.op_update((CATALOG, repo), "SET x = :x")["Update"], "ConditionExpression": condition}}
+        del check["ConditionCheck"]["UpdateExpression"]
+        check["ConditionCheck"]["ExpressionAttributeNames"] = {"#k": "key"}
+        check["ConditionCheck"]["ExpressionAttributeValues"] = self.table.key(":v", None) if False else {}
+        return False
 
     def repository_exists(self, repo: str) -> bool:
         return self.table.get(CATALOG, repo) is not None

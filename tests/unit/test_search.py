@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 
+from chalicelib.lifecycle.gc import GarbageCollector
 from chalicelib.lifecycle.rebuild import rebuild_index
-from chalicelib.storage.index import CATALOG
+from chalicelib.storage.index import CATALOG, SUMMARIES
 from tests.conftest import Client, sha256
 from tests.unit.authsetup import As, Setup, auth_config, basic, challenge, service_for
 from tests.unit.search_helpers import COSIGN_SIG, NOTATION_SIG, SPDX, CallCounter, data, gql, push_index, push_referrer
@@ -140,9 +142,19 @@ def test_a_cached_summary_costs_one_catalog_query_and_no_partition_walk(service,
     counter = CallCounter(service.index.table.client, service.store.client)
     first = data(client, REPO_LIST)
     walked = counter.take()
-    assert walked == {"dynamodb:Query": 1 + 5, "dynamodb:UpdateItem": 5}  # stale: each recomputed once and cached
+    assert walked == {"dynamodb:Query": 2 + 5, "dynamodb:TransactWriteItems": 5}  # stale: each recomputed once and cached
     assert data(client, REPO_LIST) == first
-    assert counter.take() == {"dynamodb:Query": 1}  # then one Query of the catalog partition, nothing else
+    assert counter.take() == {"dynamodb:Query": 2}  # then one Query of the catalog and one of the summaries, nothing else
+
+
+def test_a_forgotten_repository_takes_its_summary_along(service, client: Client) -> None:
+    digest, _ = client.push_image("team/app", "old", [b"1"])
+    assert data(client, REPO_LIST)["RepoListWithNewestImage"]["Results"][0]["NewestImage"]["Tag"] == "old"
+    assert client("DELETE", f"/v2/team/app/manifests/{digest}").status == 202
+    GarbageCollector(service, clock=lambda: time.time() + 7200).run()
+    assert service.index.table.get(CATALOG, "team/app") is None and service.index.table.get(SUMMARIES, "team/app") is None
+    client.push_image("team/app", "new", [b"2"])  # the same name again: its change count starts over
+    assert data(client, REPO_LIST)["RepoListWithNewestImage"]["Results"][0]["NewestImage"]["Tag"] == "new"
 
 
 def test_rebuild_index_fills_in_the_summaries(service, client: Client) -> None:
@@ -152,8 +164,9 @@ def test_rebuild_index_fills_in_the_summaries(service, client: Client) -> None:
     for item in list(table.query(CATALOG)) + list(table.query("team/app")):
         table.delete(item["repo"], item["key"])
     rebuild_index(service)
-    catalog = table.get(CATALOG, "team/app")
-    assert catalog is not None and catalog["summary"]["NewestImage"]["Vendor"] == "Acme" and catalog["summaryVersion"] == catalog["version"]
+    catalog, summary = table.get(CATALOG, "team/app"), table.get(SUMMARIES, "team/app")
+    assert catalog is not None and summary is not None and summary["version"] == catalog["version"]
+    assert summary["summary"]["NewestImage"]["Vendor"] == "Acme"
     assert data(client, REPO_LIST) == expected
 
 
