@@ -137,3 +137,23 @@ def test_extension_endpoints_and_bad_queries_over_http(registry: RunningRegistry
     bad = registry("GET", "/v2/_zot/ext/search", params={"query": "{Nope"})
     assert bad.status_code == 422 and bad.json()["errors"]
     assert registry("POST", "/v2/_zot/ext/search", data=b"\xff not json").status_code == 400
+
+
+def test_zli_style_get_with_the_query_in_the_body_too_keeps_the_connection_usable(registry: RunningRegistry) -> None:
+    """zli sends a GET whose body repeats the query (pkg/cli/client/client.go makeGraphQLRequest), with Basic ":" credentials."""
+    text = "{RepoListWithNewestImage{Page {TotalCount}}}"
+    headers = {"Authorization": "Basic Og==", "Content-Type": "application/json"}
+    for _ in range(3):  # the same keep-alive connection: a body left unread would corrupt the next request
+        response = registry("GET", "/v2/_zot/ext/search", params={"query": text}, data=text.encode(), headers=headers)
+        assert response.status_code == 200 and response.json()["data"]["RepoListWithNewestImage"]["Page"]["TotalCount"] >= 0
+        assert registry("GET", "/v2/").status_code == 200
+
+
+def test_search_through_the_lambda_adapter(lambda_registry: RunningRegistry) -> None:
+    """app.py's greedy route hands the extension paths to the core like any /v2 path."""
+    lambda_registry.push_image("it/search-lambda", "1.0", [b"layer"])
+    found = search(lambda_registry, '{ImageList(repo: "it/search-lambda"){Results {Tag}}}')
+    assert found["ImageList"]["Results"] == [{"Tag": "1.0"}]
+    posted = lambda_registry("POST", "/v2/_zot/ext/search", json={"query": "{RepoListWithNewestImage{Page {TotalCount}}}"})
+    assert posted.status_code == 200 and posted.json()["data"]["RepoListWithNewestImage"]["Page"]["TotalCount"] >= 1
+    assert lambda_registry("GET", "/v2/_oci/ext/discover").json()["extensions"][0]["name"] == "_zot"
