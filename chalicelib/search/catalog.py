@@ -18,7 +18,10 @@ from chalicelib.search.facts import RepoContent
 from chalicelib.storage.index import RepoIndex
 from chalicelib.storage.userprefs import UserPrefs
 
-MAX_WALKS = 200  # repository partitions one request may read (summaries refreshed, repositories listed)
+MAX_WALKS = 200  # repository partitions one request may read for its results
+# Stale summaries one request may recompute (each is then cached, so retries converge): a registry
+# upgraded without `rebuild-index` catches up over a few requests instead of one that never ends.
+MAX_REFRESHES = 500
 
 
 class SearchError(Exception):
@@ -51,6 +54,7 @@ class Searcher:
         self.prefs = prefs
         self.caller = caller
         self.walks = 0
+        self.refreshes = 0
         self.contents: dict[str, RepoContent] = {}
         self._preferences: tuple[set[str], set[str]] | None = None
         self.cache: dict[str, dict[str, Any]] = {}  # summary items read by this request
@@ -106,7 +110,9 @@ class Searcher:
         """The caller's view of one repository summary: the cached facts plus stars, bookmarks and downloads."""
         summary = cached(item, self.cache.get(repo))
         if summary is None:
-            self.spend()
+            self.refreshes += 1
+            if self.refreshes > MAX_REFRESHES:
+                raise SearchError(f"more than {MAX_REFRESHES} repository summaries were out of date; retry (they are cached as computed)")
             summary = refresh_summary(self.index, repo, item)
         starred, bookmarked = self.preferences()
         stars = int((item or {}).get("stars", 0))

@@ -313,3 +313,16 @@ def test_download_count_is_off_by_default_and_one_write_per_pull_when_on(service
     assert counter.take() == {"dynamodb:GetItem": 4, "dynamodb:TransactWriteItems": 3}
     listed = data(counted, "{RepoListWithNewestImage{Results {DownloadCount}} ImageList(repo: \"team/app\"){Results {DownloadCount}}}")
     assert listed == {"RepoListWithNewestImage": {"Results": [{"DownloadCount": 3}]}, "ImageList": {"Results": [{"DownloadCount": 3}]}}
+
+
+def test_many_stale_summaries_catch_up_over_retries(service, client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A registry upgraded without rebuild-index: each request recomputes a bounded number, and retries converge."""
+    from chalicelib.search import catalog
+
+    monkeypatch.setattr(catalog, "MAX_REFRESHES", 2)
+    for n in range(5):
+        client.push_image(f"many/r{n}", "1", [f"layer {n}".encode()])
+    outcomes = [gql(client, REPO_LIST) for _ in range(3)]
+    assert [status for status, _ in outcomes] == [200, 200, 200]
+    assert "out of date" in outcomes[0][1]["errors"][0]["message"] and "out of date" in outcomes[1][1]["errors"][0]["message"]
+    assert "errors" not in outcomes[2][1] and outcomes[2][1]["data"]["RepoListWithNewestImage"]["Page"]["TotalCount"] == 5
