@@ -136,6 +136,15 @@ def test_summary_follows_pushes_tag_moves_and_deletes(client: Client) -> None:
     assert data(client, REPO_LIST)["RepoListWithNewestImage"]["Page"]["TotalCount"] == 0  # no tagged image: no summary
 
 
+def test_summary_follows_a_tag_moved_to_another_manifest(client: Client) -> None:
+    _, old_body = client.push_image("team/app", "a", [b"1"], {"os": "linux", "architecture": "amd64", "created": "2024-01-01T00:00:00Z"})
+    client.push_image("team/app", "b", [b"2"], {"os": "linux", "architecture": "amd64", "created": "2025-01-01T00:00:00Z"})
+    assert data(client, REPO_LIST)["RepoListWithNewestImage"]["Results"][0]["LastUpdated"] == "2025-01-01T00:00:00Z"
+    moved = client("PUT", "/v2/team/app/manifests/b", old_body, {"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+    assert moved.status == 201  # b now names the 2024 image: no image of 2025 is tagged any more
+    assert data(client, REPO_LIST)["RepoListWithNewestImage"]["Results"][0]["LastUpdated"] == "2024-01-01T00:00:00Z"
+
+
 def test_a_cached_summary_costs_one_catalog_query_and_no_partition_walk(service, client: Client) -> None:
     for n in range(5):
         client.push_image(f"repo/r{n}", "1", [f"layer {n}".encode()])
