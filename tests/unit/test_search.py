@@ -335,3 +335,24 @@ def test_many_stale_summaries_catch_up_over_retries(service, client: Client, mon
     assert [status for status, _ in outcomes] == [200, 200, 200]
     assert "out of date" in outcomes[0][1]["errors"][0]["message"] and "out of date" in outcomes[1][1]["errors"][0]["message"]
     assert "errors" not in outcomes[2][1] and outcomes[2][1]["data"]["RepoListWithNewestImage"]["Page"]["TotalCount"] == 5
+
+
+def test_a_huge_config_history_is_trimmed_and_shed_never_refused(service, client: Client) -> None:
+    steps = [{"created_by": "x" * 1500, "comment": "y" * 1500, "author": "z" * 1500, "created": "2024-01-01T00:00:00Z"} for _ in range(200)]  # < 1 MiB: read
+    digest, _ = client.push_image("team/big", "1", [b"layer"], {"os": "linux", "architecture": "amd64", "history": steps, "config": {"Labels": {"a": "b"}}})
+    item = service.index.manifest_details("team/big", digest)
+    assert item is not None and item.get("history") is None and item["partial"] is True and item["labels"] == {"a": "b"}  # history went first
+    image = data(client, '{Image(image: "team/big:1"){Manifests {Platform {Os} History {Layer {Digest}}}}}')["Image"]
+    assert image["Manifests"][0] == {"Platform": {"Os": "linux"}, "History": []}
+
+
+def test_a_request_reading_too_many_repositories_is_refused(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib.search import catalog
+
+    for n in range(3):
+        client.push_image(f"walk/r{n}", "1", [f"layer {n}".encode()])
+    monkeypatch.setattr(catalog, "MAX_WALKS", 2)
+    in_name_order = data(client, "{ImageList(repo: \"\", requestedPage: {limit: 1 offset: 1}){Page {TotalCount} Results {RepoName}}}")["ImageList"]
+    assert in_name_order == {"Page": {"TotalCount": 3}, "Results": [{"RepoName": "walk/r1"}]}  # only the repository the page covers
+    status, document = gql(client, "{ImageList(repo: \"\", requestedPage: {sortBy: UPDATE_TIME}){Page {TotalCount}}}")
+    assert status == 200 and "more than 2 repositories" in document["errors"][0]["message"]
