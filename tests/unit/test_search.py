@@ -356,3 +356,20 @@ def test_a_request_reading_too_many_repositories_is_refused(client: Client, monk
     assert in_name_order == {"Page": {"TotalCount": 3}, "Results": [{"RepoName": "walk/r1"}]}  # only the repository the page covers
     status, document = gql(client, "{ImageList(repo: \"\", requestedPage: {sortBy: UPDATE_TIME}){Page {TotalCount}}}")
     assert status == 200 and "more than 2 repositories" in document["errors"][0]["message"]
+
+
+def test_search_spans_storage_locations(aws: None) -> None:
+    """subPaths: one index lists every location; the layer holders come from each location's blob table."""
+    from chalicelib.config.schema import load_config
+
+    config = load_config(Path(__file__).resolve().parents[2] / "examples" / "config-multiple.json", environ={})
+    multi = service_for(config)
+    client = Client(multi)
+    client.push_image("infra/os", "1", [b"base"])
+    client.push_image("team/web", "1", [b"base", b"web"])  # another location: its own copy of the base layer
+    names = [r["Name"] for r in data(client, REPO_LIST)["RepoListWithNewestImage"]["Results"]]
+    assert names == ["infra/os", "team/web"]
+    derived = data(client, '{DerivedImageList(image: "infra/os:1"){Results {RepoName}}}')["DerivedImageList"]["Results"]
+    assert derived == [{"RepoName": "team/web"}]
+    found = data(client, '{ImageListForDigest(id: "' + sha256(b"base") + '"){Results {RepoName}}}')["ImageListForDigest"]["Results"]
+    assert {r["RepoName"] for r in found} == {"infra/os", "team/web"}
