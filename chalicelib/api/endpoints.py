@@ -11,6 +11,7 @@ from urllib.parse import quote
 from chalicelib.api.limits import chunk_headers
 from chalicelib.api.router import Context, Router
 from chalicelib.auth.authn import TOKEN_PATH, Authenticator
+from chalicelib.config.schema import Config
 from chalicelib.model.access import ANONYMOUS, Action, Caller
 from chalicelib.model.locations import RoutedRegistry
 from chalicelib.spec.errors import BlobRangeInvalid, DigestInvalid, PayloadTooLarge, RangeInvalid, ReadOnly, RegistryError, SizeInvalid
@@ -109,18 +110,35 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 class Api:
     """Routes requests to the registry; the only place that speaks HTTP."""
 
-    def __init__(self, registry: RoutedRegistry, redirect: bool = True, auth: Authenticator | None = None, chunk_max_length: int | None = None) -> None:
-        """chunk_max_length: the largest request body the transport carries (Lambda), advertised to chunked clients."""
+    def __init__(
+        self,
+        registry: RoutedRegistry,
+        redirect: bool = True,
+        auth: Authenticator | None = None,
+        chunk_max_length: int | None = None,
+        config: Config | None = None,
+    ) -> None:
+        """chunk_max_length: the largest request body the transport carries (Lambda), advertised to chunked clients.
+
+        config: what zot's extension endpoints report (search on or off, logins); the defaults without it.
+        """
         self.registry = registry
         self.redirect = redirect
         self.auth = auth
         self.chunk_max_length = chunk_max_length
+        self.config = config or Config()
         self.router = Router()
         self._declare_routes()
 
     def _declare_routes(self) -> None:
         add = self.router.add
         add("/v2/", "GET", self.base, None)
+        add("/v2/_oci/ext/discover", "GET", self._extension, None)
+        if self.config.extensions.search.enable:
+            for method in ("GET", "POST"):
+                add("/v2/_zot/ext/search", method, self._extension, None)
+            add("/v2/_zot/ext/mgmt", "GET", self._extension, None)
+            add("/v2/_zot/ext/userprefs", "PUT", self._extension, None)
         add("/v2/_catalog", "GET", self.catalog, None)
         add("/v2/{name}/tags/list", "GET", self.tags, "read")
         add("/v2/{name}/manifests/{reference}", "GET", self.get_manifest, "read")
@@ -180,6 +198,19 @@ class Api:
         """Docker's token endpoint; auth issues the token for the caller this request authenticated as."""
         assert self.auth is not None
         return self.auth.token_endpoint(context.request, context.caller)
+
+    def _extension(self, context: Context) -> Response:
+        """zot's extensions; their module (and ariadne with it) loads with the first such request, never at cold start."""
+        from chalicelib.search import http as extensions
+
+        request = context.request
+        if request.path == extensions.DISCOVER_PATH:
+            return extensions.discover(self.config)
+        if request.path == extensions.MGMT_PATH:
+            return extensions.mgmt(self.config)
+        if request.path == extensions.USERPREFS_PATH:
+            return extensions.userprefs(self.registry, request, context.caller)
+        return extensions.search(self.registry, request, context.caller)
 
     # Base and listings
 

@@ -50,7 +50,7 @@ def build_service(config: Config, clients: Clients | None = None, chunk_max_leng
     parts |= {prefix: _location(location_config(config, prefix), clients, index, sessions) for prefix in prefixes}
     registry = RoutedRegistry({prefix: part[2] for prefix, part in parts.items()})
     auth = build_auth(config, clients.s3, sessions)  # failed logins are counted in the uploads table
-    api = Api(registry, redirect=config.storage.redirect, auth=auth, chunk_max_length=chunk_max_length)
+    api = Api(registry, redirect=config.storage.redirect, auth=auth, chunk_max_length=chunk_max_length, config=config)
     services = [
         Service(part_config, store, registry_part.blobs, index, registry_part, api, _owner_test(prefixes, prefix))
         for prefix, (part_config, store, registry_part) in parts.items()
@@ -63,7 +63,8 @@ def _location(config: Config, clients: Clients, index: RepoIndex, sessions: Tabl
     storage = config.storage
     store = ObjectStore(clients.s3, storage.storageDriver.bucket, storage.storageDriver.rootdirectory)
     blobs = BlobStore(store, Table(clients.dynamodb, storage.cacheDriver.cacheTablename, "digest", "holder"), storage.dedupe)
-    registry = Registry(store, blobs, SessionTable(sessions, storage.uploadTTL), index, read_only=storage.readOnly)
+    downloads = config.extensions.search.enable and config.extensions.search.downloadCount
+    registry = Registry(store, blobs, SessionTable(sessions, storage.uploadTTL), index, read_only=storage.readOnly, count_downloads=downloads)
     return config, store, registry
 
 

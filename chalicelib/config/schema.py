@@ -272,14 +272,24 @@ class Cve(_Model):
         return parse_duration(value)
 
 
-class Search(_Model):
+class SearchExtension(_Model):
+    """zot's extensions.search: the GraphQL search API (on by default here), and whether pulls are counted."""
+
+    enable: bool = True
+    downloadCount: bool = False  # a DynamoDB write per manifest GET, so off unless asked for
+    cve: Cve | None = None  # CVE scanning of pushed images (docs/cve.md); off unless configured
+
+
+class UI(_Model):
+    """zot's extensions.ui, accepted so zot configs load: zotless does not serve the UI's files."""
+
     enable: bool = False
-    cve: Cve | None = None
 
 
 class Extensions(_Model):
     scrub: Scrub = Field(default_factory=Scrub)
-    search: Search = Field(default_factory=Search)
+    search: SearchExtension = Field(default_factory=SearchExtension)
+    ui: UI = Field(default_factory=UI)
 
 
 class Config(_Model):

@@ -6,7 +6,7 @@ counts GC relies on (each link used by as many manifests as refer to it, each ma
 indexes as list it). Idempotent: items that exist are left alone and counts that are right are not
 written, so it can run over a partial index (`scrub --repair-index` does). An object that cannot be
 indexed (unparsable, too deep, a child or blob missing) is reported as a problem and skipped.
-Upload sessions are not rebuilt (a lost session is an abandoned upload; GC aborts it).
+Each repository's search summary is computed last. Upload sessions are not rebuilt (a lost session is an abandoned upload; GC aborts it).
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from chalicelib.api.service import Service
 from chalicelib.model.registry import manifest_object_key, tag_object_key
+from chalicelib.search.catalog import refresh_summary
 from chalicelib.spec.errors import ManifestBlobUnknown, RegistryError
 from chalicelib.spec.manifests import Manifest, parse_manifest
 from chalicelib.spec.references import Digest
@@ -61,6 +63,7 @@ class Restored:
 
     manifest: Manifest
     platforms: list[dict[str, str]]
+    facts: dict[str, Any] = field(default_factory=dict)
 
 
 def _split(key: str, marker: str) -> tuple[str, str] | None:
@@ -143,6 +146,8 @@ def rebuild_repository(service: Service, repo: str, stored: StoredRepository, sh
     for tag in stored.tags:
         _restore_tag(service, repo, tag, restored, report)
     restore_use_counts(service, repo, manifests, [digest for _, digest in stored.pointers], report)
+    if restored:  # search's summary, so the first global search after a rebuild reads no partition
+        refresh_summary(service.index, repo, service.index.catalog_item(repo))
 
 
 def _load_manifests(service: Service, repo: str, digests: list[Digest], report: RebuildReport) -> dict[str, Manifest]:
@@ -190,16 +195,16 @@ def _restore_manifest(service: Service, repo: str, manifest: Manifest, shared: S
         if location := shared.get(blob):
             service.blobs.restore_link(repo, location)
             report.blobs += 1
-    platforms = service.registry.platforms(repo, manifest)
+    platforms, facts = service.registry.indexed_facts(repo, manifest)
     use_ops = service.blobs.use_ops(repo, manifest.required_blobs())
     try:
-        service.index.put_manifest(repo, manifest, platforms, None, use_ops)
+        service.index.put_manifest(repo, manifest, platforms, None, use_ops, facts=facts)
     except ManifestBlobUnknown:
         report.problems.append(f"{repo}@{manifest.digest}: a blob it refers to is not in S3")
         return None
     report.manifests += 1
     report.repositories.add(repo)
-    return Restored(manifest, platforms)
+    return Restored(manifest, platforms, facts)
 
 
 def _restore_tag(service: Service, repo: str, tag: str, restored: dict[str, Restored], report: RebuildReport) -> None:
@@ -214,7 +219,7 @@ def _restore_tag(service: Service, repo: str, tag: str, restored: dict[str, Rest
         report.problems.append(f"{repo}:{tag}: tagged manifest {digest} missing or not indexed")
         return
     use_ops = service.blobs.use_ops(repo, entry.manifest.required_blobs())  # only counted if the manifest item is gone meanwhile
-    service.index.put_manifest(repo, entry.manifest, entry.platforms, tag, use_ops)
+    service.index.put_manifest(repo, entry.manifest, entry.platforms, tag, use_ops, facts=entry.facts)
     report.tags += 1
 
 

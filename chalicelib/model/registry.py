@@ -21,7 +21,7 @@ from chalicelib.spec.errors import (
     RangeInvalid,
     RegistryError,
 )
-from chalicelib.spec.manifests import IMAGE_CONFIG_TYPES, Manifest, parse_manifest, platform_of_config
+from chalicelib.spec.manifests import IMAGE_CONFIG_TYPES, Manifest, config_facts, parse_manifest
 from chalicelib.spec.references import Digest, is_tag
 from chalicelib.storage.blobs import BlobLocation, BlobStore
 from chalicelib.storage.dynamo import FRESH_MISS
@@ -62,13 +62,17 @@ class PushedManifest:
 
 
 class Registry:
-    def __init__(self, store: ObjectStore, blobs: BlobStore, sessions: SessionTable, index: RepoIndex, read_only: bool = False) -> None:
+    def __init__(
+        self, store: ObjectStore, blobs: BlobStore, sessions: SessionTable, index: RepoIndex, read_only: bool = False, count_downloads: bool = False
+    ) -> None:
+        """count_downloads: zot's search DownloadCount, one DynamoDB write per manifest GET (extensions.search.downloadCount)."""
         self.store = store
         self.blobs = blobs
         self.sessions = sessions
         self.index = index
         self.writes_refused = read_only
         self.listeners: list[Callable[[str, str], None]] = []  # told (repo, digest) after each stored manifest: CVE scans
+        self.count_downloads = count_downloads
 
     def read_only(self, repo: str) -> bool:
         return self.writes_refused
@@ -187,7 +191,8 @@ class Registry:
         held = self._require_references(repo, manifest)
         uses = self.blobs.use_ops(repo, manifest.required_blobs())
         try:
-            self.index.put_manifest(repo, manifest, self.platforms(repo, manifest, held), tag, uses, tag_rule(caller, repo))
+            platforms, facts = self.indexed_facts(repo, manifest, held)
+            self.index.put_manifest(repo, manifest, platforms, tag, uses, tag_rule(caller, repo), facts)
         except TagRefused as refused:
             raise caller.refusal("update" if caller.may("create", repo) else "create", repo) from refused
         digest = str(manifest.digest)
@@ -210,6 +215,8 @@ class Registry:
         body = stored.body if stored.body is not None else self.store.get(manifest_object_key(repo, stored.digest))
         if body is None:
             raise ManifestUnknown(detail={"reference": reference})
+        if self.count_downloads:
+            self.index.count_download(repo, stored.digest)
         return PulledManifest(stored.digest, stored.media_type, body)
 
     def head_manifest(self, repo: str, reference: str) -> StoredManifest:
@@ -288,15 +295,20 @@ class Registry:
 
     def platforms(self, repo: str, manifest: Manifest, held: dict[Digest, BlobLocation] | None = None) -> list[dict[str, str]]:
         """Platforms for search: from the index's descriptors, or read once from the image config."""
+        return self.indexed_facts(repo, manifest, held)[0]
+
+    def indexed_facts(self, repo: str, manifest: Manifest, held: dict[Digest, BlobLocation] | None = None) -> tuple[list[dict[str, str]], dict[str, Any]]:
+        """Platforms and the config's facts for search (created, labels, history), from one read of the config."""
         if manifest.is_index:
-            return [c.platform for c in manifest.children if c.platform]
+            return [c.platform for c in manifest.children if c.platform], {}
         config = manifest.config
         if config is None or config.media_type not in IMAGE_CONFIG_TYPES or config.size > CONFIG_READ_LIMIT:
-            return []
+            return [], {}
         location = held.get(config.digest) if held is not None else self.blobs.stat(repo, config.digest)
         raw = self.store.get(location.data_key) if location else None
-        platform = platform_of_config(raw) if raw else None
-        return [platform] if platform else []
+        facts = config_facts(raw) if raw else {}
+        platform = facts.pop("platform", None)
+        return ([platform] if platform else []), facts
 
     # Listings
 

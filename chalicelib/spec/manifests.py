@@ -30,7 +30,10 @@ MAX_MANIFEST_SIZE = 4 << 20
 # copy sits higher: the item's own "annotations" (n - 1), descriptors' annotations and platforms in
 # "layers", "config" and "children" (n - 1), "platforms" (n - 2). So a document at most 31 deep fits.
 MAX_NESTING = 31
-CONFIG_MAX_NESTING = 100  # an image config is only read for platform strings; deeper ones are not read
+CONFIG_MAX_NESTING = 100  # an image config is only read for search's strings; deeper ones are not read
+FACT_TEXT_LIMIT = 1024  # a config string kept for search (label, history step) is cut to this length
+MAX_LABELS = 64
+MAX_HISTORY = 128
 MAX_BLOB_SIZE = (1 << 63) - 1
 # DynamoDB's Number: 38 significant digits, magnitude 1E-130 to 9.99...E+125 (or zero). Integers are stored
 # as written (boto3 refuses more than 38 digits, trailing zeros included); other numbers as floats.
@@ -169,12 +172,8 @@ def parse_manifest(body: bytes, content_type: str | None, algorithm: str = "sha2
     return Manifest(config=_descriptor(document["config"], "config"), layers=_descriptors(document["layers"], "layers"), **common)
 
 
-def platform_of_config(config: bytes) -> dict[str, str] | None:
-    """os/architecture/variant from an image config, for search to list without reading S3.
-
-    Only those strings are kept, so nothing else in a config (odd numbers, deep nesting, bad text)
-    can stop a push: such a config just gives no platform facts.
-    """
+def _config_document(config: bytes) -> dict[str, Any] | None:
+    """An image config as JSON with every number dropped; None when it cannot be read safely."""
     try:
         text = _json_text(config)
         if _nesting(text) > CONFIG_MAX_NESTING:
@@ -182,10 +181,56 @@ def platform_of_config(config: bytes) -> dict[str, str] | None:
         document = json.loads(text, parse_constant=_ignored, parse_int=_ignored, parse_float=_ignored)
     except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return None
-    if not isinstance(document, dict):
-        return None
-    platform = {k: document[k] for k in ("os", "architecture", "variant") if isinstance(document.get(k), str) and _is_unicode(document[k])}
+    return document if isinstance(document, dict) else None
+
+
+def _text(value: Any, limit: int = FACT_TEXT_LIMIT) -> str | None:
+    return value[:limit] if isinstance(value, str) and _is_unicode(value) else None
+
+
+def _platform(document: dict[str, Any]) -> dict[str, str] | None:
+    platform = {k: document[k] for k in ("os", "architecture", "variant") if _text(document.get(k)) is not None}
     return platform or None
+
+
+def platform_of_config(config: bytes) -> dict[str, str] | None:
+    """os/architecture/variant from an image config, for search to list without reading S3.
+
+    Only those strings are kept, so nothing else in a config (odd numbers, deep nesting, bad text)
+    can stop a push: such a config just gives no platform facts.
+    """
+    document = _config_document(config)
+    return _platform(document) if document is not None else None
+
+
+def config_facts(config: bytes) -> dict[str, Any]:
+    """What search shows from an image config (platform, created, labels, history), strings only and trimmed.
+
+    Read once at push time so search never reads the config from S3; a config that cannot be read
+    safely gives no facts, never a refused push.
+    """
+    document = _config_document(config)
+    if document is None:
+        return {}
+    inner = document.get("config") if isinstance(document.get("config"), dict) else {}
+    raw_labels = inner.get("Labels") if isinstance(inner.get("Labels"), dict) else {}
+    labels = {k[:FACT_TEXT_LIMIT]: value for k, v in raw_labels.items() if _text(k) is not None and (value := _text(v)) is not None}
+    history = [_history_entry(h) for h in (document.get("history") or [])[:MAX_HISTORY] if isinstance(h, dict)]
+    facts = {
+        "platform": _platform(document),
+        "created": _text(document.get("created"), 64),
+        "labels": dict(list(labels.items())[:MAX_LABELS]) or None,
+        "history": history or None,
+    }
+    return {k: v for k, v in facts.items() if v is not None}
+
+
+def _history_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """One history step: created, created_by, author, comment (trimmed) and empty_layer."""
+    out: dict[str, Any] = {k: t for k in ("created", "created_by", "author", "comment") if (t := _text(entry.get(k))) is not None}
+    if entry.get("empty_layer") is True:
+        out["empty_layer"] = True
+    return out
 
 
 def load_manifest_json(body: bytes) -> Any:

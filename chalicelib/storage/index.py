@@ -5,7 +5,11 @@ and small manifest bodies inline so a pull by tag is one read. S3 stays the sour
 `rebuild.py` recreates all of this from the bucket.
 
 Items (partition: repo, sort: key):
-  ("_catalog", <repo>)         the repository exists; `manifests` counts its manifests
+  ("_catalog", <repo>)         the repository exists; `manifests` counts its manifests, `version` counts
+                               every change to its manifests and tags (bumped in the same transaction),
+                               `stars` how many users starred it, `downloads` its pulls (when counted)
+  ("_summaries", <repo>)       search's summary of the repository as of catalog `version` (its own item,
+                               so catalog listings and GC never read the summaries' bytes)
   (<repo>, "t#<tag>")          a tag: digest, media type, size, inline body
   (<repo>, "m#<digest>")       a manifest: descriptors, subject, platform(s), sizes, push time, inline body
   (<repo>, "r#<subject>#<d>")  a referrer of <subject>: its descriptor for the referrers API
@@ -24,11 +28,13 @@ from chalicelib.spec.manifests import Manifest
 from chalicelib.storage.dynamo import EVENTUAL, FRESH_MISS, STRONG, Table, seen_uses
 
 CATALOG = "_catalog"  # not a valid repository name, so it cannot collide with one
+SUMMARIES = "_summaries"
 GC_STATE = "_gc"
 INLINE_LIMIT = 300 * 1024  # DynamoDB items stop at 400 KB
 ITEM_BUDGET = 350 * 1024
 # What an item gives up, in order, when it would not fit: all of it can be read back from S3.
-SHEDDABLE = ("body", "annotations", "layers", "children", "config", "platforms")
+SHEDDABLE = ("history", "body", "labels", "annotations", "layers", "children", "config", "platforms")
+SUMMARY_BUDGET = 300 * 1024  # a repository summary larger than this is not cached: search recomputes it
 TRANSACTION_LIMIT = 100
 PUT_ATTEMPTS = 4  # a push that keeps meeting a concurrent delete of the same digest gives up with 429
 TagRule = Literal["any", "create", "update"]
@@ -99,8 +105,8 @@ class RepoIndex:
     def __init__(self, table: Table) -> None:
         self.table = table
 
-    def manifest_item(self, repo: str, manifest: Manifest, platforms: list[dict[str, str]]) -> dict[str, Any]:
-        """Everything search will list about a manifest, written once at push time."""
+    def manifest_item(self, repo: str, manifest: Manifest, platforms: list[dict[str, str]], facts: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Everything search will list about a manifest, written once at push time (facts: the config's created, labels, history)."""
         body = manifest.body if len(manifest.body) <= INLINE_LIMIT else None
         return fit_item({
             "repo": repo,
@@ -117,10 +123,18 @@ class RepoIndex:
             "platforms": platforms or None,
             "annotations": manifest.annotations or None,
             "totalSize": len(manifest.body) + manifest.layers_size() + sum(c.size for c in manifest.children),
+            **{k: v for k, v in (facts or {}).items() if k in ("created", "labels", "history")},
         })
 
     def put_manifest(
-        self, repo: str, manifest: Manifest, platforms: list[dict[str, str]], tag: str | None, uses: Uses | None = None, tag_rule: TagRule = "any"
+        self,
+        repo: str,
+        manifest: Manifest,
+        platforms: list[dict[str, str]],
+        tag: str | None,
+        uses: Uses | None = None,
+        tag_rule: TagRule = "any",
+        facts: dict[str, Any] | None = None,
     ) -> None:
         """Index a manifest with its tag, catalog count, referrer entry and uses of what it refers to, atomically.
 
@@ -128,7 +142,7 @@ class RepoIndex:
         Re-pushing a stored digest only moves the tag. tag_rule is the caller's permission, checked
         by the tag write's own condition so no concurrent push can turn a create into an update.
         """
-        item = self.manifest_item(repo, manifest, platforms) | ({"tagged": 1} if tag else {})
+        item = self.manifest_item(repo, manifest, platforms, facts) | ({"tagged": 1} if tag else {})
         children = [str(c.digest) for c in manifest.children]
         uses = uses or Uses()
         uses = Uses(uses.add + self.child_use_ops(repo, children), uses.undo + self.child_release_ops(repo, children))
@@ -143,7 +157,7 @@ class RepoIndex:
         """The first push of a digest; False when it is stored already (the caller then only moves the tag)."""
         operations = [
             self.table.op_put(item, "attribute_not_exists(#k)", names={"#k": "key"}),
-            self.table.op_update((CATALOG, repo), "ADD manifests :one SET updated = :now", {":one": 1, ":now": item["pushed"]}),
+            self.table.op_update((CATALOG, repo), "ADD manifests :one, version :one SET updated = :now", {":one": 1, ":now": item["pushed"]}),
         ]
         if tag:
             operations.append(self._tag_op(repo, tag, item, tag_rule))
@@ -182,7 +196,7 @@ class RepoIndex:
     def _retag(self, repo: str, item: dict[str, Any], tag: str, tag_rule: TagRule) -> bool:
         """Point a tag at a stored manifest; False when the manifest went meanwhile (the caller inserts it again)."""
         marked = self.table.op_update((repo, str(item["key"])), "ADD tagged :one", {":one": 1}, "attribute_exists(mediaType)")
-        reasons = self.table.transact([self._tag_op(repo, tag, item, tag_rule), marked])
+        reasons = self.table.transact([self._tag_op(repo, tag, item, tag_rule), marked, self._changed(repo)])
         if reasons is None:
             return True
         if reasons[0] == "ConditionalCheckFailed":
@@ -235,9 +249,26 @@ class RepoIndex:
         return {str(i["key"])[2:] for i in items}
 
     def delete_tag(self, repo: str, tag: str, digest: str | None = None) -> bool:
-        """False when the tag is absent, or (given digest) points elsewhere now: GC never removes a tag a client moved."""
+        """False when the tag is absent, or (given digest) points elsewhere now: GC never removes a tag a client moved.
+
+        The repository's change count goes up in the same transaction, so search's summary notices.
+        """
         condition, values = ("attribute_exists(#k)", None) if digest is None else ("digest = :d", {":d": digest})
+        removal = self.table.op_delete((repo, tag_key(tag)), condition, values)
+        if digest is None:
+            removal["Delete"]["ExpressionAttributeNames"] = {"#k": "key"}
+        reasons = self.table.transact([removal, self._changed(repo, existing=True)])
+        if reasons is None:
+            return True
+        if reasons[0] == "ConditionalCheckFailed":
+            return False
+        # no catalog item (a repository forgotten meanwhile): the tag still goes, nothing to count
         return self.table.delete(repo, tag_key(tag), condition=condition, values=values, names={"#k": "key"} if digest is None else None)
+
+    def _changed(self, repo: str, existing: bool = False) -> dict[str, Any]:
+        """The catalog item's change count, bumped with every manifest or tag write: a summary of an older count is stale."""
+        condition, names = ("attribute_exists(#k)", {"#k": "key"}) if existing else (None, None)
+        return self.table.op_update((CATALOG, repo), "ADD version :one", {":one": 1}, condition, names)
 
     def tags_of(self, repo: str, digest: str) -> list[str]:
         """Tags pointing to a digest: a walk over the repository's tags."""
@@ -276,7 +307,7 @@ class RepoIndex:
             values[":zero"] = 0
         operations = [
             self.table.op_delete((repo, manifest_key(digest)), condition, values or None),
-            self.table.op_update((CATALOG, repo), "ADD manifests :minus SET updated = :now", {":minus": -1, ":now": int(time.time())}),
+            self.table.op_update((CATALOG, repo), "ADD manifests :minus, version :one SET updated = :now", {":minus": -1, ":one": 1, ":now": int(time.time())}),
         ]
         if item.get("subject"):
             operations.append(self.table.op_delete((repo, referrer_key(str(item["subject"]), digest))))
@@ -289,9 +320,13 @@ class RepoIndex:
                 yield str(item["key"])
 
     def forget_repository(self, repo: str, updated_before: int) -> bool:
-        """Remove an emptied repository from the catalog unless a push arrived meanwhile."""
+        """Remove an emptied repository from the catalog, with its search summary, unless a push arrived meanwhile.
+
+        Both go at once: a summary left behind could match the change count of a repository of the same name pushed later.
+        """
         condition = "manifests <= :zero AND updated < :before"
-        return self.table.delete(CATALOG, repo, condition=condition, values={":zero": 0, ":before": updated_before})
+        forget = self.table.op_delete((CATALOG, repo), condition, {":zero": 0, ":before": updated_before})
+        return self.table.transact([forget, self.table.op_delete((SUMMARIES, repo))]) is None
 
     def repository_items(self, repo: str, read: str = STRONG) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """A repository's manifest and tag items, from one walk over its partition (retention: EVENTUAL, scrub)."""
@@ -318,6 +353,50 @@ class RepoIndex:
 
     def repositories(self, limit: int | None, after: str | None) -> list[str]:
         return [str(i["key"]) for i in self.table.query(CATALOG, after=after, limit=limit, read=EVENTUAL)]  # a listing; GC's walk decides nothing from it
+
+    def catalog_items(self) -> Iterator[dict[str, Any]]:
+        """Every repository's catalog item: one paged Query, whatever the number of images."""
+        return self.table.query(CATALOG)
+
+    def summary_items(self, repos: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Search's cached summaries by repository: all (one paged Query) or these (one BatchGetItem per 100)."""
+        items = self.table.query(SUMMARIES) if repos is None else self.table.batch_get([(SUMMARIES, r) for r in dict.fromkeys(repos)])
+        return {str(item["key"]): item for item in items}
+
+    def count_download(self, repo: str, digest: str) -> None:
+        """One more pull of a manifest, on its item and its repository's (one transaction); a manifest deleted meanwhile counts nothing."""
+        exists, names = "attribute_exists(#k)", {"#k": "key"}
+        self.table.transact([
+            self.table.op_update((repo, manifest_key(digest)), "ADD downloads :one", {":one": 1}, exists, names),
+            self.table.op_update((CATALOG, repo), "ADD downloads :one", {":one": 1}, exists, names),
+        ])
+
+    def catalog_item(self, repo: str) -> dict[str, Any] | None:
+        return self.table.get(CATALOG, repo)
+
+    def catalog_items_of(self, repos: list[str]) -> list[dict[str, Any]]:
+        """The catalog items of these repositories (one BatchGetItem per 100)."""
+        return self.table.batch_get([(CATALOG, repo) for repo in dict.fromkeys(repos)])
+
+    def holding_manifest(self, repos: list[str], digest: str) -> set[str]:
+        """Which of these repositories hold a manifest (one BatchGetItem per 100 repositories)."""
+        return {str(i["repo"]) for i in self.table.batch_get([(repo, manifest_key(digest)) for repo in dict.fromkeys(repos)])}
+
+    def save_summary(self, repo: str, summary: dict[str, Any], version: int) -> bool:
+        """Cache search's summary of a repository, only while no change came after the one it was computed from."""
+        if _approximate_size(summary) > SUMMARY_BUDGET:
+            return False
+        condition = "attribute_exists(#k) AND " + ("version = :v" if version else "attribute_not_exists(version)")
+        # the catalog's count must still be `version`: an update that records it (IAM grants UpdateItem, not ConditionCheckItem)
+        check = self.table.op_update((CATALOG, repo), "SET summarized = :v", {":v": version}, condition, {"#k": "key"})
+        item = {"repo": SUMMARIES, "key": repo, "summary": summary, "version": version}
+        return self.table.transact([check, self.table.op_put(item)]) is None
+        condition = "attribute_exists(#k) AND " + ("version = :v" if version else "attribute_not_exists(version)")
+        check = {"ConditionCheck": {**self.table.op_update((CATALOG, repo), "SET x = :x")["Update"], "ConditionExpression": condition}}
+        del check["ConditionCheck"]["UpdateExpression"]
+        check["ConditionCheck"]["ExpressionAttributeNames"] = {"#k": "key"}
+        check["ConditionCheck"]["ExpressionAttributeValues"] = self.table.key(":v", None) if False else {}
+        return False
 
     def repository_exists(self, repo: str) -> bool:
         return self.table.get(CATALOG, repo) is not None

@@ -15,6 +15,7 @@ from tools.bytecode import add_bytecode
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("boto3", "botocore", "chalicelib.api.service", "chalicelib.api.endpoints", "chalicelib.model.registry", "jwt", "bcrypt")
+HEAVY += ("ariadne", "graphql", "chalicelib.search.http")  # search loads with its first request
 
 
 def modules_after_import(**env: str) -> set[str]:

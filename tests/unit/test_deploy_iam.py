@@ -132,6 +132,8 @@ def exercise_api(client: Client) -> None:
         assert client("GET", f"/v2/{repo}/{target}").status == 200, target
     assert client("HEAD", f"/v2/{repo}/manifests/multi").status == 200
     assert client("GET", "/v2/_catalog?n=1").status == 200
+    for query in ("{RepoListWithNewestImage{Page{TotalCount}}}", '{ImageListForDigest(id:"' + chunked + '"){Page{TotalCount}}}'):  # search
+        assert client("POST", "/v2/_zot/ext/search", json.dumps({"query": query}).encode()).status == 200, query
     assert client("DELETE", f"/v2/{repo}/manifests/{referrer_digest}").status == 202
     assert client("DELETE", f"/v2/{repo}/manifests/multi").status == 202
     assert client("DELETE", f"/v2/{repo}/manifests/{image_digest}").status == 202

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +162,10 @@ def test_terraform(terraform, project):
     assert json.loads(policies["garbage_collect_role"]["policy"]) == _policy(stage, GC_FUNCTION)
     rules = resources["aws_cloudwatch_event_rule"].values()  # garbage_collect's, and cve_db_update's
     assert rules and all(rule["schedule_expression"].startswith("rate(") for rule in rules)
+
+
+def test_the_bundle_carries_the_search_schema(cloudformation):
+    """chalicelib/search/gql.py loads zot's schema text from the package at the first search."""
+    _, out, _ = cloudformation
+    with zipfile.ZipFile(out / "deployment.zip") as bundle:
+        assert "chalicelib/search/schema.graphql" in bundle.namelist()

@@ -1,0 +1,269 @@
+"""zot's search queries over a Searcher: each returns the schema's shapes as dictionaries.
+
+Pages: `limit` 0 or absent means all results up to MAX_PAGE; TotalCount always counts every match
+the caller may read. CVE queries answer empty results until a scanner exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from chalicelib.search.catalog import Searcher, SearchError
+from chalicelib.search.facts import EMPTY_VULNERABILITIES, RepoContent, referrer
+from chalicelib.spec.errors import RegistryError
+from chalicelib.spec.references import Digest, validate_name
+
+MAX_PAGE = 1000
+EMPTY_PAGE = {"TotalCount": 0, "ItemCount": 0}
+Row = dict[str, Any]
+
+REPO_ORDER: dict[str, tuple[Callable[[Row], Any], bool]] = {
+    "RELEVANCE": (lambda r: (r.get("Rank", 0), r["Name"]), False),
+    "UPDATE_TIME": (lambda r: (r.get("_updated", 0), r["Name"]), True),
+    "ALPHABETIC_ASC": (lambda r: r["Name"], False),
+    "ALPHABETIC_DSC": (lambda r: r["Name"], True),
+    "STARS": (lambda r: (r.get("_stars", 0), r["Name"]), True),
+    "DOWNLOADS": (lambda r: (r.get("DownloadCount", 0), r["Name"]), True),
+}
+IMAGE_ORDER: dict[str, tuple[Callable[[Row], Any], bool]] = {
+    "RELEVANCE": (lambda i: (i["RepoName"], i["Tag"]), False),
+    "UPDATE_TIME": (lambda i: (i.get("_updated", 0), i["RepoName"], i["Tag"]), True),
+    "ALPHABETIC_ASC": (lambda i: (i["RepoName"], i["Tag"]), False),
+    "ALPHABETIC_DSC": (lambda i: (i["RepoName"], i["Tag"]), True),
+    "STARS": (lambda i: (i["RepoName"], i["Tag"]), False),
+    "DOWNLOADS": (lambda i: (i.get("DownloadCount", 0), i["RepoName"], i["Tag"]), True),
+}
+
+
+def bounds(page: dict[str, Any] | None) -> tuple[int, int]:
+    page = page or {}
+    limit, offset = page.get("limit") or 0, page.get("offset") or 0
+    if limit < 0 or offset < 0:
+        raise SearchError("limit and offset must not be negative")
+    return (min(limit, MAX_PAGE) if limit else MAX_PAGE), offset
+
+
+def paged(rows: list[Row], page: dict[str, Any] | None, orders: dict[str, tuple[Callable[[Row], Any], bool]]) -> tuple[list[Row], dict[str, int]]:
+    """Sort by the requested criterion (SEVERITY applies to CVEs only: relevance here), then cut a page."""
+    limit, offset = bounds(page)
+    key, descending = orders.get((page or {}).get("sortBy") or "RELEVANCE", orders["RELEVANCE"])
+    ordered = sorted(rows, key=key, reverse=descending)
+    chosen = ordered[offset : offset + limit]
+    return chosen, {"TotalCount": len(rows), "ItemCount": len(chosen)}
+
+
+def _image_name(image: str) -> tuple[str, str]:
+    """"repo:tag" into its parts; the repository is validated as a name."""
+    repo, sep, tag = image.rpartition(":")
+    if not sep or not repo or not tag or "/" in tag:
+        raise SearchError(f"image {image!r} is not in the form repository:tag")
+    return _repo(repo), tag
+
+
+def _repo(repo: str) -> str:
+    try:
+        return validate_name(repo)
+    except RegistryError as error:
+        raise SearchError(f"invalid repository name {repo!r}") from error
+
+
+def _digest(text: str) -> str:
+    try:
+        return str(Digest.parse(text))
+    except RegistryError as error:
+        raise SearchError(f"invalid digest {text!r}") from error
+
+
+class Queries:
+    """One request's resolvers; the Searcher decides what the caller may see."""
+
+    def __init__(self, searcher: Searcher) -> None:
+        self.searcher = searcher
+
+    # Shaping for this caller
+
+    def _image(self, image: Row) -> Row:
+        return {**image, "IsDeletable": self.searcher.caller.may("delete", image["RepoName"])}
+
+    def _summary(self, summary: Row) -> Row:
+        newest = summary.get("NewestImage")
+        return {**summary, "NewestImage": self._image(newest) if newest else None}
+
+    def _matches(self, platforms: list[Row], signed: bool, repo: str, wanted: dict[str, Any] | None) -> bool:
+        """zot's Filter: any platform with a listed Os and Arch, signed, starred or bookmarked as asked."""
+        if not wanted:
+            return True
+        oses, arches = [o for o in wanted.get("Os") or [] if o], [a for a in wanted.get("Arch") or [] if a]
+        if oses and not any(p["Os"] in oses for p in platforms):
+            return False
+        if arches and not any(p["Arch"] in arches for p in platforms):
+            return False
+        if wanted.get("HasToBeSigned") and not signed:
+            return False
+        starred, bookmarked = self.searcher.preferences()
+        if wanted.get("IsStarred") is not None and (repo in starred) != wanted["IsStarred"]:
+            return False
+        return wanted.get("IsBookmarked") is None or (repo in bookmarked) == wanted["IsBookmarked"]
+
+    def _repos_page(self, summaries: list[Row], page: dict[str, Any] | None) -> Row:
+        results, info = paged(summaries, page, REPO_ORDER)
+        return {"Page": info, "Results": [self._summary(s) for s in results]}
+
+    def _images_page(self, images: list[Row], page: dict[str, Any] | None) -> Row:
+        results, info = paged(images, page, IMAGE_ORDER)
+        return {"Page": info, "Results": [self._image(i) for i in results]}
+
+    def _content(self, repo: str) -> RepoContent:
+        content = self.searcher.content(repo)
+        if content is None:
+            raise SearchError(f"repository {repo} not found")  # the same words whether absent or not readable
+        return content
+
+    # Queries
+
+    def repo_list_with_newest_image(self, requestedPage: Row | None = None) -> Row:
+        return self._repos_page(self.searcher.summaries(), requestedPage)
+
+    def image_list(self, repo: str, requestedPage: Row | None = None) -> Row:
+        if repo:
+            return self._images_page(self._content(_repo(repo)).images(), requestedPage)
+        return self._all_images(requestedPage)
+
+    def _all_images(self, page: Row | None) -> Row:
+        """Every readable image. In name order only the repositories the page covers are read; other orders read all."""
+        limit, offset = bounds(page)
+        counted = [(s["Name"], int(s.get("_images", 0))) for s in self.searcher.summaries()]
+        if ((page or {}).get("sortBy") or "RELEVANCE") not in ("RELEVANCE", "ALPHABETIC_ASC"):
+            return self._images_page([i for name, _ in counted for i in self._content(name).images()], page)
+        images: list[Row] = []
+        skipped = 0
+        for name, count in counted:
+            if skipped + count <= offset:
+                skipped += count
+                continue
+            if len(images) >= offset - skipped + limit:
+                break
+            images += self.searcher.content(name).images() if self.searcher.content(name) else []
+        chosen = images[offset - skipped : offset - skipped + limit]
+        return {"Page": {"TotalCount": sum(c for _, c in counted), "ItemCount": len(chosen)}, "Results": [self._image(i) for i in chosen]}
+
+    def expanded_repo_info(self, repo: str) -> Row:
+        content = self._content(_repo(repo))
+        summary = content.summary()
+        item = self.searcher.index.catalog_item(content.repo)
+        starred, bookmarked = self.searcher.preferences()
+        if summary is not None:
+            mine = {"StarCount": int((item or {}).get("stars", 0)), "IsStarred": content.repo in starred, "IsBookmarked": content.repo in bookmarked}
+            summary = self._summary({**summary, **mine})
+        return {"Images": [self._image(i) for i in content.images()], "Summary": summary}
+
+    def global_search(self, query: str, filter: Row | None = None, requestedPage: Row | None = None) -> Row:
+        """`repo:tag` lists that repository's images whose tag starts with tag; anything else matches repository names."""
+        if ":" in query:
+            repo, _, prefix = query.rpartition(":")
+            content = self.searcher.content(_repo(repo.strip())) if repo.strip() else None
+            images = [i for i in (content.images() if content else []) if i["Tag"].startswith(prefix.strip())]
+            images = [i for i in images if self._matches(i["_platforms"], i["IsSigned"], i["RepoName"], filter)]
+            found = self._images_page(images, requestedPage)
+            return {"Page": found["Page"], "Images": found["Results"], "Repos": [], "Layers": []}
+        needle = query.strip().lower()
+        repos = []
+        for summary in self.searcher.summaries():
+            name = summary["Name"].lower()
+            position = name.find(needle)
+            if position < 0 or not self._matches(summary["Platforms"], summary.get("_signed", False), summary["Name"], filter):
+                continue
+            repos.append({**summary, "Rank": 0 if name == needle else position + (len(name) - len(needle)) + 1})
+        found = self._repos_page(repos, requestedPage)
+        return {"Page": found["Page"], "Images": [], "Repos": found["Results"], "Layers": []}
+
+    def image(self, image: str) -> Row:
+        repo, tag = _image_name(image)
+        found = self._content(repo).image(tag)
+        if found is None:
+            raise SearchError(f"image {repo}:{tag} not found")
+        return self._image(found)
+
+    def image_list_for_digest(self, id: str, requestedPage: Row | None = None) -> Row:
+        """Images whose manifest, config or a layer has the digest: candidates from the blob tables and one batch read."""
+        digest = _digest(id)
+        readable = [name for name, _ in self.searcher.repositories()]
+        candidates = (self.searcher.holders(digest) & set(readable)) | self.searcher.index.holding_manifest(readable, digest)
+        images = []
+        for repo in sorted(candidates):
+            content = self.searcher.content(repo)
+            for image in content.images() if content else []:
+                configs_and_layers = {m["ConfigDigest"] for m in image["Manifests"]} | {layer["Digest"] for m in image["Manifests"] for layer in m["Layers"]}
+                if digest == image["Digest"] or digest in {m["Digest"] for m in image["Manifests"]} or digest in configs_and_layers:
+                    images.append(image)
+        return self._images_page(images, requestedPage)
+
+    def referrers(self, repo: str, digest: str, type: list[str] | None = None) -> list[Row]:
+        repo, subject = _repo(repo), _digest(digest)
+        if not self.searcher.readable(repo):
+            raise SearchError(f"repository {repo} not found")
+        wanted = {t for t in type or [] if t}
+        found = [referrer(str(d["digest"]), {"size": d.get("size"), **d}) for d in self.searcher.index.referrers(repo, subject)]
+        return [r for r in found if not wanted or r["ArtifactType"] in wanted]
+
+    def derived_image_list(self, image: str, digest: str | None = None, requestedPage: Row | None = None) -> Row:
+        return self._related(image, digest, requestedPage, derived=True)
+
+    def base_image_list(self, image: str, digest: str | None = None, requestedPage: Row | None = None) -> Row:
+        return self._related(image, digest, requestedPage, derived=False)
+
+    def _related(self, image: str, digest: str | None, page: Row | None, derived: bool) -> Row:
+        """Derived: images whose layers start with all of this one's and add more. Base: images whose layers begin this one's.
+
+        Either shares this image's first layer, so only the repositories holding it are read.
+        """
+        repo, tag = _image_name(image)
+        target = self._content(repo).image(tag)
+        if target is None:
+            raise SearchError(f"image {repo}:{tag} not found")
+        content = self._content(repo)
+        stacks = [
+            [layer["Digest"] for layer in m["Layers"]] for m in target["Manifests"] if m["Layers"] and (digest is None or m["Digest"] == digest)
+        ]
+        related: dict[tuple[str, str], Row] = {}
+        for first in {stack[0] for stack in stacks}:
+            for name in sorted(self.searcher.holders(first) | {content.repo}):
+                other_content = self.searcher.content(name)
+                for other in other_content.images() if other_content else []:
+                    if (other["RepoName"], other["Tag"]) == (repo, tag):
+                        continue
+                    others = [[layer["Digest"] for layer in m["Layers"]] for m in other["Manifests"]]
+                    if any(_extends(o, s) if derived else _extends(s, o) for o in others for s in stacks):
+                        related[(other["RepoName"], other["Tag"])] = other
+        return self._images_page(list(related.values()), page)
+
+    def starred_repos(self, requestedPage: Row | None = None) -> Row:
+        return self._preferred(0, requestedPage)
+
+    def bookmarked_repos(self, requestedPage: Row | None = None) -> Row:
+        return self._preferred(1, requestedPage)
+
+    def _preferred(self, which: int, page: Row | None) -> Row:
+        return self._repos_page(self.searcher.summaries_of(sorted(self.searcher.preferences()[which])), page)
+
+    # CVE queries: no scanner yet, so empty results (never an error) keep the UI's pages working.
+
+    def cve_list_for_image(self, image: str, **_: Any) -> Row:
+        repo, _sep, tag = image.rpartition(":")
+        return {"Tag": tag if repo else image, "CVEList": [], "Summary": dict(EMPTY_VULNERABILITIES), "Page": dict(EMPTY_PAGE)}
+
+    def cve_diff_list_for_images(self, minuend: Row, subtrahend: Row, **_: Any) -> Row:
+        def identifier(raw: Row) -> Row:
+            return {"Repo": raw.get("Repo"), "Tag": raw.get("Tag"), "Digest": raw.get("Digest"), "Platform": raw.get("Platform")}
+
+        summary = dict(EMPTY_VULNERABILITIES)
+        return {"Minuend": identifier(minuend), "Subtrahend": identifier(subtrahend), "CVEList": [], "Summary": summary, "Page": dict(EMPTY_PAGE)}
+
+    def empty_images(self, **_: Any) -> Row:
+        return {"Page": dict(EMPTY_PAGE), "Results": []}
+
+
+def _extends(longer: list[str], shorter: list[str]) -> bool:
+    """Whether `longer` starts with every layer of `shorter` and has more."""
+    return len(longer) > len(shorter) and longer[: len(shorter)] == shorter

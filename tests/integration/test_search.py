@@ -1,0 +1,159 @@
+"""zot's search API over HTTP against `zotless serve`, with images pushed by skopeo and artifacts by oras-py.
+
+A base image, an app built on its layer (config labels, manifest annotations, history), a
+multi-platform index (skopeo copy --all), a cosign-style signature and an SBOM (oras, with subject).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from oras.client import OrasClient
+from oras.oci import Subject
+
+from tests.integration.conftest import OCI_MANIFEST, RunningRegistry, run_skopeo
+from tests.integration.images import layer_tar
+
+pytestmark = pytest.mark.integration
+COSIGN_SIG = "application/vnd.dev.cosign.artifact.sig.v1+json"
+SPDX = "application/spdx+json"
+
+
+def _blob(layout: Path, data: bytes) -> dict[str, Any]:
+    digest = hashlib.sha256(data).hexdigest()
+    path = layout / "blobs" / "sha256" / digest
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return {"digest": f"sha256:{digest}", "size": len(data)}
+
+
+def _image(layout: Path, layers: list[bytes], config: dict[str, Any], annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    """Write one image's blobs; returns its manifest descriptor."""
+    diff_ids = ["sha256:" + hashlib.sha256(gzip.decompress(layer)).hexdigest() for layer in layers]
+    config_bytes = json.dumps({**config, "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **_blob(layout, config_bytes)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **_blob(layout, layer)} for layer in layers],
+        **({"annotations": annotations} if annotations else {}),
+    }
+    return {"mediaType": OCI_MANIFEST, **_blob(layout, json.dumps(manifest).encode())}
+
+
+def write_layout(layout: Path, tag: str, top: dict[str, Any]) -> None:
+    layout.mkdir(parents=True, exist_ok=True)
+    (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    entry = {**top, "annotations": {"org.opencontainers.image.ref.name": tag}}
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
+
+
+def search(registry: RunningRegistry, text: str) -> dict[str, Any]:
+    response = registry("GET", "/v2/_zot/ext/search", params={"query": text})
+    document = response.json()
+    assert response.status_code == 200 and "errors" not in document, document
+    return document["data"]
+
+
+@pytest.fixture(scope="module")
+def pushed(skopeo: str, registry: RunningRegistry, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    tmp = tmp_path_factory.mktemp("search-images")
+    prefix = f"it/search-{hashlib.sha256(str(tmp).encode()).hexdigest()[:8]}"
+    base_layer, app_layer = layer_tar({"etc/os-release": b"ID=base\n"}), layer_tar({"app/run": b"#!/bin/sh\necho app\n"})
+    base = _image(tmp / "base", [base_layer], {"os": "linux", "architecture": "amd64", "created": "2024-01-01T00:00:00Z"})
+    write_layout(tmp / "base", "1", base)
+    app_config = {
+        "os": "linux",
+        "architecture": "amd64",
+        "created": "2024-06-01T00:00:00Z",
+        "config": {"Labels": {"org.opencontainers.image.vendor": "Acme", "org.opencontainers.image.licenses": "MIT"}},
+        "history": [{"created_by": "ADD os-release"}, {"created_by": "COPY app"}],
+    }
+    app = _image(tmp / "app", [base_layer, app_layer], app_config, {"org.opencontainers.image.description": "the app"})
+    write_layout(tmp / "app", "1.0", app)
+    children = []
+    for arch in ("amd64", "arm64"):
+        child = _image(tmp / "multi", [layer_tar({"arch": arch.encode()})], {"os": "linux", "architecture": arch, "created": "2023-01-01T00:00:00Z"})
+        children.append({**child, "platform": {"os": "linux", "architecture": arch}})
+    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": children}
+    write_layout(tmp / "multi", "2.0", {"mediaType": index["mediaType"], **_blob(tmp / "multi", json.dumps(index).encode())})
+    for name, tag in (("base", "1"), ("app", "1.0"), ("multi", "2.0")):
+        source = f"oci:{tmp / name}:{tag}"
+        run_skopeo(skopeo, "copy", "--all", "--preserve-digests", "--dest-tls-verify=false", source, f"docker://{registry.host}/{prefix}/{name}:{tag}")
+    oras = OrasClient(hostname=registry.host, insecure=True, tls_verify=False)
+    subject = Subject(mediaType=OCI_MANIFEST, digest=app["digest"], size=app["size"])
+    for artifact_type, name, content in ((COSIGN_SIG, "sig.json", b'{"critical": {}}'), (SPDX, "sbom.spdx.json", b'{"spdxVersion": "SPDX-2.3"}')):
+        (tmp / name).write_bytes(content)
+        (tmp / f"{name}.config").write_bytes(b"{}")
+        created = {"org.opencontainers.image.created": "2020-01-01T00:00:00Z"}  # older than the app: its LastUpdated
+        oras.push(target=f"{registry.host}/{prefix}/app:{name}", files=[str(tmp / name)], manifest_config=f"{tmp / name}.config:{artifact_type}",
+                  subject=subject, manifest_annotations=created, disable_path_validation=True, quiet=True)  # fmt: skip
+    return {"prefix": prefix, "app": app["digest"], "base_layer": _blob(tmp, base_layer)["digest"]}
+
+
+def test_repository_list_and_search_show_the_pushed_images(registry: RunningRegistry, pushed: dict[str, str]) -> None:
+    prefix = pushed["prefix"]
+    fields = "Page {TotalCount} Repos {Name Platforms {Os Arch} NewestImage {Tag IsSigned Vendor Description}}"
+    found = search(registry, f'{{GlobalSearch(query: "{prefix}"){{{fields}}}}}')
+    repos = {r["Name"]: r for r in found["GlobalSearch"]["Repos"]}
+    assert set(repos) == {f"{prefix}/base", f"{prefix}/app", f"{prefix}/multi"} and found["GlobalSearch"]["Page"]["TotalCount"] == 3
+    assert repos[f"{prefix}/app"]["NewestImage"] == {"Tag": "1.0", "IsSigned": True, "Vendor": "Acme", "Description": "the app"}
+    assert {p["Arch"] for p in repos[f"{prefix}/multi"]["Platforms"]} == {"amd64", "arm64"}
+    listed = search(registry, "{RepoListWithNewestImage(requestedPage: {limit: 1000}){Results {Name}}}")["RepoListWithNewestImage"]["Results"]
+    assert {f"{prefix}/base", f"{prefix}/app", f"{prefix}/multi"} <= {r["Name"] for r in listed}
+
+
+def test_image_page_signature_sbom_history_and_relatives(registry: RunningRegistry, pushed: dict[str, str]) -> None:
+    prefix = pushed["prefix"]
+    image = search(registry, f'{{Image(image: "{prefix}/app:1.0"){{Digest Licenses LastUpdated SignatureInfo {{Tool}} Referrers {{ArtifactType}} '
+                             "Manifests {History {HistoryDescription {CreatedBy}} Layers {Digest}}}}")["Image"]  # fmt: skip
+    assert image["Digest"] == pushed["app"] and image["Licenses"] == "MIT" and image["LastUpdated"] == "2024-06-01T00:00:00Z"
+    assert image["SignatureInfo"] == [{"Tool": "cosign"}] and {r["ArtifactType"] for r in image["Referrers"]} == {COSIGN_SIG, SPDX}
+    assert [h["HistoryDescription"]["CreatedBy"] for h in image["Manifests"][0]["History"]] == ["ADD os-release", "COPY app"]
+    derived = search(registry, f'{{DerivedImageList(image: "{prefix}/base:1"){{Results {{RepoName Tag}}}}}}')["DerivedImageList"]["Results"]
+    assert derived == [{"RepoName": f"{prefix}/app", "Tag": "1.0"}]
+    base = search(registry, f'{{BaseImageList(image: "{prefix}/app:1.0"){{Results {{RepoName Tag}}}}}}')["BaseImageList"]["Results"]
+    assert base == [{"RepoName": f"{prefix}/base", "Tag": "1"}]
+    by_layer = search(registry, f'{{ImageListForDigest(id: "{pushed["base_layer"]}"){{Results {{RepoName}}}}}}')["ImageListForDigest"]["Results"]
+    assert {r["RepoName"] for r in by_layer} == {f"{prefix}/base", f"{prefix}/app"}
+
+
+def test_multi_platform_image_over_post(registry: RunningRegistry, pushed: dict[str, str]) -> None:
+    text = "query($repo: String!) { ImageList(repo: $repo) { Results { Tag MediaType Manifests { Platform { Os Arch } } } } }"
+    response = registry("POST", "/v2/_zot/ext/search", json={"query": text, "variables": {"repo": f"{pushed['prefix']}/multi"}})
+    images = response.json()["data"]["ImageList"]["Results"]
+    assert response.status_code == 200 and [i["Tag"] for i in images] == ["2.0"]
+    assert [m["Platform"] for m in images[0]["Manifests"]] == [{"Os": "linux", "Arch": "amd64"}, {"Os": "linux", "Arch": "arm64"}]
+
+
+def test_extension_endpoints_and_bad_queries_over_http(registry: RunningRegistry) -> None:
+    assert "/v2/_zot/ext/search" in registry("GET", "/v2/_oci/ext/discover").json()["extensions"][0]["endpoints"]
+    assert registry("GET", "/v2/_zot/ext/mgmt").json()["http"] == {}
+    bad = registry("GET", "/v2/_zot/ext/search", params={"query": "{Nope"})
+    assert bad.status_code == 422 and bad.json()["errors"]
+    assert registry("POST", "/v2/_zot/ext/search", data=b"\xff not json").status_code == 400
+
+
+def test_zli_style_get_with_the_query_in_the_body_too_keeps_the_connection_usable(registry: RunningRegistry) -> None:
+    """zli sends a GET whose body repeats the query (pkg/cli/client/client.go makeGraphQLRequest), with Basic ":" credentials."""
+    text = "{RepoListWithNewestImage{Page {TotalCount}}}"
+    headers = {"Authorization": "Basic Og==", "Content-Type": "application/json"}
+    for _ in range(3):  # the same keep-alive connection: a body left unread would corrupt the next request
+        response = registry("GET", "/v2/_zot/ext/search", params={"query": text}, data=text.encode(), headers=headers)
+        assert response.status_code == 200 and response.json()["data"]["RepoListWithNewestImage"]["Page"]["TotalCount"] >= 0
+        assert registry("GET", "/v2/").status_code == 200
+
+
+def test_search_through_the_lambda_adapter(lambda_registry: RunningRegistry) -> None:
+    """app.py's greedy route hands the extension paths to the core like any /v2 path."""
+    lambda_registry.push_image("it/search-lambda", "1.0", [b"layer"])
+    found = search(lambda_registry, '{ImageList(repo: "it/search-lambda"){Results {Tag}}}')
+    assert found["ImageList"]["Results"] == [{"Tag": "1.0"}]
+    posted = lambda_registry("POST", "/v2/_zot/ext/search", json={"query": "{RepoListWithNewestImage{Page {TotalCount}}}"})
+    assert posted.status_code == 200 and posted.json()["data"]["RepoListWithNewestImage"]["Page"]["TotalCount"] >= 1
+    assert lambda_registry("GET", "/v2/_oci/ext/discover").json()["extensions"][0]["name"] == "_zot"
