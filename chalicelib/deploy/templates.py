@@ -182,14 +182,15 @@ def _arns(stage: str, chalice_dir: Path) -> dict[str, Any]:
         "uploads_table": table(cache.uploadsTablename),
         "blob_indexes": [f"{table(cache.cacheTablename)}/index/{name}" for name in blob_indexes],
         "queue": f"arn:aws:sqs:*:*:{scan_queues(stage, chalice_dir).name}",
-        "source": _source_object(stage_environment(stage, chalice_dir).get("ZOTLESS_CVE_SOURCE", ""), bucket),
+        "source": _source_object(stage_environment(stage, chalice_dir).get("ZOTLESS_CVE_SOURCE", ""), root),
     }
 
 
-def _source_object(source: str, bucket: str) -> str | None:
-    """An s3:// advisory source outside the stage's bucket: the update function reads that one object (inside, it reads anyway)."""
+def _source_object(source: str, root: str) -> str | None:
+    """An s3:// advisory source outside the registry's objects: the update function reads that one object (inside, it reads anyway)."""
     source_bucket, _, key = source.removeprefix("s3://").partition("/") if source.startswith("s3://") else ("", "", "")
-    return f"arn:aws:s3:::{source_bucket}/{key}" if key and source_bucket != bucket else None
+    arn = f"arn:aws:s3:::{source_bucket}/{key}"
+    return arn if key and not arn.startswith(root) else None
 
 
 def _statement(sid: str, actions: list[str], resources: list[str], condition: dict[str, Any] | None = None) -> dict[str, Any]:
