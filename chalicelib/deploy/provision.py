@@ -25,6 +25,15 @@ CHALICE_DIR = PROJECT / ".chalice"
 
 API_FUNCTION = "api_handler"
 GC_FUNCTION = "garbage_collect"
+SCAN_FUNCTION = "cve_scan"
+DB_UPDATE_FUNCTION = "cve_db_update"
+FUNCTIONS = (API_FUNCTION, GC_FUNCTION, SCAN_FUNCTION, DB_UPDATE_FUNCTION)
+QUEUE_VARIABLE = "ZOTLESS_CVE_QUEUE"  # app.py's on_sqs_message reads it when chalice imports the app with the stage's variables
+DEFAULT_QUEUE = "zotless-cve-scans"  # app.py's default
+MAX_RECEIVES = 5  # a scan that fails this often goes to the dead-letter queue
+VISIBILITY_PER_TIMEOUT = 6  # AWS's advice for a Lambda event source: the queue hides a message 6x the function's timeout
+SCAN_RETENTION = 4 * 86400  # SQS's default
+DEAD_RETENTION = 14 * 86400  # SQS's maximum: time to look at what failed
 PUBLIC_ACCESS_BLOCK = {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
 SSE_ALGORITHM = "AES256"  # SSE-S3: no KMS key, so the functions need no kms:* permission
 TTL_ATTRIBUTE = "expires"
@@ -75,7 +84,38 @@ def stage_config(stage: str, chalice_dir: Path = CHALICE_DIR, region: str | None
 def function_names(stage: str, chalice_dir: Path = CHALICE_DIR) -> dict[str, str]:
     """Lambda function names as chalice deploy sets them (the merged template pins the same ones)."""
     app = chalice_config(chalice_dir)["app_name"]
-    return {API_FUNCTION: f"{app}-{stage}", GC_FUNCTION: f"{app}-{stage}-{GC_FUNCTION}"}
+    return {API_FUNCTION: f"{app}-{stage}"} | {function: f"{app}-{stage}-{function}" for function in FUNCTIONS[1:]}
+
+
+def function_setting(stage: str, function: str, key: str, chalice_dir: Path = CHALICE_DIR) -> Any:
+    """A per-function setting of the stage (lambda_memory_size, lambda_timeout...), as chalice falls back to the stage's."""
+    raw = chalice_config(chalice_dir)["stages"][stage]
+    return raw.get("lambda_functions", {}).get(function, {}).get(key, raw.get(key))
+
+
+@dataclass(frozen=True)
+class ScanQueues:
+    """The CVE scan queue and its dead-letter queue: names, and how long a message stays hidden while a scan runs."""
+
+    name: str
+    dead_letter: str
+    visibility_timeout: int
+
+    def attributes(self) -> dict[str, int]:
+        return {"VisibilityTimeout": self.visibility_timeout, "MessageRetentionPeriod": SCAN_RETENTION}
+
+    def dead_letter_attributes(self) -> dict[str, int]:
+        return {"MessageRetentionPeriod": DEAD_RETENTION}
+
+    def redrive_policy(self, dead_letter_arn: Any) -> dict[str, Any]:
+        return {"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": MAX_RECEIVES}
+
+
+def scan_queues(stage: str, chalice_dir: Path = CHALICE_DIR) -> ScanQueues:
+    """Named by the stage's ZOTLESS_CVE_QUEUE (as app.py names the scan function's event source)."""
+    name = stage_environment(stage, chalice_dir).get(QUEUE_VARIABLE, DEFAULT_QUEUE)
+    timeout = int(function_setting(stage, SCAN_FUNCTION, "lambda_timeout", chalice_dir) or 60)  # chalice's default timeout
+    return ScanQueues(name, f"{name}-failed", VISIBILITY_PER_TIMEOUT * timeout)
 
 
 # What the bucket and tables look like
@@ -108,18 +148,22 @@ def ttl_table(config: Config) -> str:
 
 @dataclass
 class Provisioner:
-    """Brings one stage's bucket and tables to the described state; every step checks first, so reruns change nothing."""
+    """Brings one stage's bucket, tables and scan queues to the described state; every step checks first, so reruns change nothing."""
 
     config: Config
     clients: Clients
     dry_run: bool = False
     echo: Echo = print
+    queues: ScanQueues | None = None
+    sqs: Any = None
 
     def run(self) -> list[str]:
         """The changes made (or, with dry_run, that would be made), in order."""
         changes = self._bucket()
         for definition in table_definitions(self.config):
             changes += self._table(definition)
+        if self.queues is not None:
+            changes += self._scan_queues(self.queues)
         for line in changes:
             self.echo(("would " if self.dry_run else "") + line)
         if not changes:
@@ -284,6 +328,40 @@ class Provisioner:
         spec = {"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
         self.clients.dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=spec)
 
+    # Queues
+
+    def _scan_queues(self, queues: ScanQueues) -> list[str]:
+        """The dead-letter queue first: the scan queue's redrive policy names its ARN."""
+        changes = self._queue(queues.dead_letter, _sqs_attributes(queues.dead_letter_attributes()))
+        dead_url = self._queue_url(queues.dead_letter)
+        dead_arn = self.sqs.get_queue_attributes(QueueUrl=dead_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"] if dead_url else None
+        wanted = _sqs_attributes(queues.attributes())
+        if dead_arn:
+            wanted["RedrivePolicy"] = json.dumps(queues.redrive_policy(dead_arn))
+        return changes + self._queue(queues.name, wanted)
+
+    def _queue(self, name: str, wanted: dict[str, str]) -> list[str]:
+        url = self._queue_url(name)
+        if url is None:
+            if not self.dry_run:
+                self.sqs.create_queue(QueueName=name, Attributes={**wanted, "SqsManagedSseEnabled": "true"})
+            return [f"create queue {name}"]
+        current = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        differing = {k: v for k, v in wanted.items() if not _same_attribute(k, current.get(k), v)}
+        if not differing:
+            return []
+        if not self.dry_run:
+            self.sqs.set_queue_attributes(QueueUrl=url, Attributes=differing)
+        return [f"set {', '.join(sorted(differing))} on queue {name}"]
+
+    def _queue_url(self, name: str) -> str | None:
+        try:
+            return str(self.sqs.get_queue_url(QueueName=name)["QueueUrl"])
+        except ClientError as exc:
+            if _code(exc) in {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}:
+                return None
+            raise
+
 
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
@@ -320,6 +398,19 @@ def _same_rule(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
     return current.get("Status") == "Enabled" and prefix == wanted["Filter"]["Prefix"] and days == wanted_days
 
 
+def _sqs_attributes(attributes: dict[str, int]) -> dict[str, str]:
+    return {key: str(value) for key, value in attributes.items()}
+
+
+def _same_attribute(key: str, current: str | None, wanted: str) -> bool:
+    """RedrivePolicy comes back as JSON with its own spacing and maxReceiveCount as a number or a string."""
+    if key == "RedrivePolicy" and current:
+        ours, theirs = json.loads(wanted), json.loads(current)
+        same_target = str(ours["deadLetterTargetArn"]) == str(theirs.get("deadLetterTargetArn"))
+        return same_target and int(ours["maxReceiveCount"]) == int(theirs.get("maxReceiveCount", 0))
+    return current == wanted
+
+
 def _keys(schema: list[dict[str, str]]) -> list[tuple[str, str]]:
     return [(k["AttributeName"], k["KeyType"]) for k in schema]
 
@@ -336,5 +427,11 @@ def init_aws(stage: str, region: str | None, dry_run: bool, echo: Echo = print, 
     config = stage_config(stage, chalice_dir, region)
     cache = config.storage.cacheDriver
     tables = f"{cache.cacheTablename}, {cache.repoMetaTablename}, {cache.uploadsTablename}"
-    echo(f"stage {stage} in {region}: bucket {config.storage.storageDriver.bucket}, tables {tables}")
-    return Provisioner(config, make_clients(config), dry_run, echo).run()
+    queues = scan_queues(stage, chalice_dir)
+    echo(f"stage {stage} in {region}: bucket {config.storage.storageDriver.bucket}, tables {tables}, queues {queues.name}, {queues.dead_letter}")
+    sqs = boto3.client("sqs", region_name=region)
+    changes = Provisioner(config, make_clients(config), dry_run, echo, queues, sqs).run()
+    if not dry_run:
+        url = sqs.get_queue_url(QueueName=queues.name)["QueueUrl"]
+        echo(f"scan queue URL: {url} (for `chalice deploy`: set it as ZOTLESS_CVE_QUEUE_URL of the stage's api_handler in .chalice/config.json)")
+    return changes

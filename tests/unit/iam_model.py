@@ -3,7 +3,8 @@
 The action names follow the S3 and DynamoDB authorization references: multipart steps are s3:PutObject,
 HeadObject is s3:GetObject, ListParts is s3:ListMultipartUploadParts, ListObjectsV2 and HeadBucket are
 s3:ListBucket, DeleteObjects is s3:DeleteObject on each key, and a DynamoDB transaction is authorised
-item by item as PutItem/UpdateItem/DeleteItem/ConditionCheckItem on that item's table.
+item by item as PutItem/UpdateItem/DeleteItem/ConditionCheckItem on that item's table. An SQS operation
+is the action of its name on the queue its URL names.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Need:
     action: str
     resource: str
     operation: str
+    keys: tuple[str, ...] = ()  # DynamoDB: the partition key values of the items touched (dynamodb:LeadingKeys)
 
 
 class UnmappedOperation(Exception):
@@ -93,24 +95,73 @@ def s3_needs(operation: str, params: dict[str, Any]) -> list[Need]:
     return needs
 
 
-def dynamodb_needs(operation: str, params: dict[str, Any]) -> list[Need]:
+def _leading(hash_key: str | None, *items: dict[str, Any]) -> tuple[str, ...]:
+    """The partition key values of typed items or keys ({"S": "..."}), as dynamodb:LeadingKeys sees them."""
+    return tuple(sorted({str(next(iter(item[hash_key].values()))) for item in items if hash_key and hash_key in item}))
+
+
+def _query_leading(params: dict[str, Any], hash_key: str | None) -> tuple[str, ...]:
+    """`#h = :h ...` (chalicelib.storage.dynamo's queries): the value compared with the partition key."""
+    names = {v: k for k, v in params.get("ExpressionAttributeNames", {}).items()}
+    placeholder = names.get(hash_key or "", hash_key or "")
+    match = re.match(rf"^{re.escape(placeholder)} = (:\w+)", params.get("KeyConditionExpression", ""))
+    return (str(next(iter(params["ExpressionAttributeValues"][match.group(1)].values()))),) if match else ()
+
+
+def dynamodb_needs(operation: str, params: dict[str, Any], hash_keys: dict[str, str] | None = None) -> list[Need]:
+    """hash_keys (table -> partition key attribute) fills each Need's keys, for policies that condition on dynamodb:LeadingKeys."""
+    hash_of = (hash_keys or {}).get
     if operation in _DYNAMODB_TABLE:
-        resource = table_arn(params["TableName"])
+        table = params["TableName"]
+        resource = table_arn(table)
+        keys: tuple[str, ...] = ()
         if params.get("IndexName"):
             resource += f"/index/{params['IndexName']}"
-        return [Need(f"dynamodb:{operation}", resource, operation)]
-    if operation in {"BatchGetItem", "BatchWriteItem"}:
+        elif operation == "Query":
+            keys = _query_leading(params, hash_of(table))
+        else:
+            keys = _leading(hash_of(table), *[params[p] for p in ("Key", "Item") if p in params])
+        return [Need(f"dynamodb:{operation}", resource, operation, keys)]
+    if operation == "BatchGetItem":
+        return [Need(f"dynamodb:{operation}", table_arn(t), operation, _leading(hash_of(t), *r["Keys"])) for t, r in params["RequestItems"].items()]
+    if operation == "BatchWriteItem":
         return [Need(f"dynamodb:{operation}", table_arn(t), operation) for t in params["RequestItems"]]
     if operation == "TransactWriteItems":
         items = [(kind, body) for item in params["TransactItems"] for kind, body in item.items()]
-        return [Need(f"dynamodb:{_TRANSACT_WRITE[kind]}", table_arn(body["TableName"]), operation) for kind, body in items]
+        return [
+            Need(
+                f"dynamodb:{_TRANSACT_WRITE[kind]}",
+                table_arn(body["TableName"]),
+                operation,
+                _leading(hash_of(body["TableName"]), body.get("Key") or body.get("Item") or {}),
+            )
+            for kind, body in items
+        ]
     if operation == "TransactGetItems":
         return [Need("dynamodb:GetItem", table_arn(item["Get"]["TableName"]), operation) for item in params["TransactItems"]]
     raise UnmappedOperation(f"dynamodb {operation}: add its IAM action to tests/unit/iam_model.py")
 
 
-def needs_for(service: str, operation: str, params: dict[str, Any]) -> list[Need]:
-    return s3_needs(operation, params) if service == "s3" else dynamodb_needs(operation, params)
+# SQS authorises every operation on the queue the URL names, by an action of the operation's name.
+_SQS_QUEUE = {"SendMessage", "ReceiveMessage", "DeleteMessage", "GetQueueAttributes", "ChangeMessageVisibility"}
+
+
+def queue_arn(queue_url: str) -> str:
+    """https://sqs.<region>.amazonaws.com/<account>/<name> (or moto's localhost form) -> the queue's ARN."""
+    account, name = queue_url.rstrip("/").split("/")[-2:]
+    return f"arn:aws:sqs:{REGION}:{account}:{name}"
+
+
+def sqs_needs(operation: str, params: dict[str, Any]) -> list[Need]:
+    if operation not in _SQS_QUEUE:
+        raise UnmappedOperation(f"sqs {operation}: add its IAM action to tests/unit/iam_model.py")
+    return [Need(f"sqs:{operation}", queue_arn(str(params["QueueUrl"])), operation)]
+
+
+def needs_for(service: str, operation: str, params: dict[str, Any], hash_keys: dict[str, str] | None = None) -> list[Need]:
+    if service == "sqs":
+        return sqs_needs(operation, params)
+    return s3_needs(operation, params) if service == "s3" else dynamodb_needs(operation, params, hash_keys)
 
 
 def actions_for_operation(service: str, operation: str) -> set[str]:
@@ -127,6 +178,8 @@ def actions_for_operation(service: str, operation: str) -> set[str]:
         found = {f"dynamodb:{a}" for a in _TRANSACT_WRITE.values()} - {"dynamodb:ConditionCheckItem"}  # what our transactions contain
     elif operation == "TransactGetItems":
         found = {"dynamodb:GetItem"}
+    elif service == "sqs" and operation in _SQS_QUEUE:
+        found = {f"sqs:{operation}"}
     else:
         found = set()
     if not found:
@@ -134,7 +187,11 @@ def actions_for_operation(service: str, operation: str) -> set[str]:
     return found
 
 
-# Policy evaluation (identity policies only: no conditions, principals or permission boundaries are used)
+# Policy evaluation (identity policies only: no principals or permission boundaries are used; one kind of condition)
+
+# The one condition the policies use: items whose partition key is one of these values. ForAllValues holds for an
+# empty set too (IAM's rule), so it is only given with actions whose every request names its items.
+LEADING_KEYS = ("ForAllValues:StringEquals", "dynamodb:LeadingKeys")
 
 
 @cache
@@ -147,20 +204,30 @@ def _listed(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def _matches(statement: dict[str, Any], action: str, resource: str) -> bool:
-    if "Condition" in statement or "NotAction" in statement or "NotResource" in statement:
+def _condition_holds(condition: dict[str, Any] | None, keys: tuple[str, ...]) -> bool:
+    if condition is None:
+        return True
+    operator, key = LEADING_KEYS
+    if set(condition) != {operator} or set(condition[operator]) != {key}:
+        raise ValueError(f"the evaluator models only {operator} on {key}, not {condition}; extend tests/unit/iam_model.py")
+    return all(k in _listed(condition[operator][key]) for k in keys)
+
+
+def _matches(statement: dict[str, Any], action: str, resource: str, keys: tuple[str, ...] = ()) -> bool:
+    if "NotAction" in statement or "NotResource" in statement:
         raise ValueError(f"the evaluator does not model {sorted(statement)}; extend tests/unit/iam_model.py")
     actions = _listed(statement["Action"])
     resources = _listed(statement["Resource"])
-    return any(_pattern(a, False).match(action) for a in actions) and any(_pattern(r, True).match(resource) for r in resources)
+    matched = any(_pattern(a, False).match(action) for a in actions) and any(_pattern(r, True).match(resource) for r in resources)
+    return matched and _condition_holds(statement.get("Condition"), keys)
 
 
-def allowed(policy: dict[str, Any], action: str, resource: str) -> bool:
+def allowed(policy: dict[str, Any], action: str, resource: str, keys: tuple[str, ...] = ()) -> bool:
     """IAM's rule for one identity policy: an explicit Deny wins, else some Allow must match."""
     statements = _listed_statements(policy)
-    if any(s["Effect"] == "Deny" and _matches(s, action, resource) for s in statements):
+    if any(s["Effect"] == "Deny" and _matches(s, action, resource, keys) for s in statements):
         return False
-    return any(s["Effect"] == "Allow" and _matches(s, action, resource) for s in statements)
+    return any(s["Effect"] == "Allow" and _matches(s, action, resource, keys) for s in statements)
 
 
 def allowed_anywhere(policy: dict[str, Any], action: str) -> bool:
@@ -177,4 +244,4 @@ def _listed_statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def denied(policy: dict[str, Any], needs: Iterable[Need]) -> list[Need]:
-    return sorted({n for n in needs if not allowed(policy, n.action, n.resource)}, key=lambda n: (n.action, n.resource))
+    return sorted({n for n in needs if not allowed(policy, n.action, n.resource, n.keys)}, key=lambda n: (n.action, n.resource))

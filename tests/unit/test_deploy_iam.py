@@ -4,9 +4,11 @@ A representative workload runs through the core on moto with each stage's names 
 event hooks record every S3 and DynamoDB operation with its parameters (presigned GETs too: the
 client's GET is signed with the function's role). Each call is mapped to the IAM actions and
 resource ARNs AWS authorises it by (tests/unit/iam_model.py) and checked against the policy file
-of the function that makes it: the API handler for requests and rebuild-index, the GC function
-for garbage collection. A static pass finds the calls in the Lambda's code that the workload did
-not reach.
+of the function that makes it: the API handler for requests and rebuild-index (and the SQS message
+a push sends), the GC function for garbage collection, the CVE scan function for the queue's
+messages (with the calls Lambda's event source mapping makes with its role: receive, delete), the
+database function for scheduled updates. A static pass finds the calls in the Lambda's code that
+the workload did not reach.
 """
 
 from __future__ import annotations
@@ -23,9 +25,21 @@ from typing import Any
 import pytest
 
 from chalicelib.api.service import Service, build_service
-from chalicelib.deploy.provision import API_FUNCTION, GC_FUNCTION, PROJECT, function_names, stage_config, stage_environment, stage_names
-from chalicelib.deploy.templates import policy_file, rendered_files
-from chalicelib.storage.aws import make_clients
+from chalicelib.deploy.provision import (
+    API_FUNCTION,
+    DB_UPDATE_FUNCTION,
+    FUNCTIONS,
+    GC_FUNCTION,
+    PROJECT,
+    SCAN_FUNCTION,
+    function_names,
+    scan_queues,
+    stage_config,
+    stage_environment,
+    stage_names,
+)
+from chalicelib.deploy.templates import only_cve_items, policy_file, rendered_files
+from chalicelib.storage.aws import make_clients, table_definitions
 from tests.conftest import LAYER, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, Client, sha256
 from tests.unit import iam_model
 from tests.unit.iam_model import Need
@@ -40,9 +54,10 @@ LOG_ACTIONS = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents
 class Recorder:
     """botocore `before-parameter-build` hooks: each operation's API parameters, before any retry or signing."""
 
-    def __init__(self) -> None:
+    def __init__(self, hash_keys: dict[str, str] | None = None) -> None:
+        self.hash_keys = hash_keys or {}  # table -> partition key attribute, for dynamodb:LeadingKeys
         self.phase = API_FUNCTION
-        self.calls: dict[str, list[tuple[str, str, dict[str, Any]]]] = {API_FUNCTION: [], GC_FUNCTION: []}
+        self.calls: dict[str, list[tuple[str, str, dict[str, Any]]]] = {function: [] for function in FUNCTIONS}
 
     def attach(self, client: Any) -> None:
         service = client.meta.service_model.service_name
@@ -55,15 +70,17 @@ class Recorder:
         return record
 
     def needs(self, phase: str) -> list[Need]:
-        return [n for service, operation, params in self.calls[phase] for n in iam_model.needs_for(service, operation, params)]
+        return [n for service, operation, params in self.calls[phase] for n in iam_model.needs_for(service, operation, params, self.hash_keys)]
 
 
 def _service(config, recorder: Recorder, **storage: Any) -> Service:
+    from chalicelib.config.schema import Cve, Search
     from chalicelib.storage.aws import ensure_resources
 
     config = config.model_copy(deep=True)
     for key, value in storage.items():
         setattr(config.storage, key, value)
+    config.extensions.search = Search(enable=True, cve=Cve(source=f"s3://{config.storage.storageDriver.bucket}/{SOURCE_KEY}"))
     clients = make_clients(config)
     ensure_resources(config, clients)  # init-aws's job in a deployment: not recorded
     recorder.attach(clients.s3)
@@ -154,23 +171,126 @@ def exercise_gc(service: Service) -> bool:
     return True
 
 
+# CVE scanning: an advisory source in S3 (read with the registry's client, as the schedule does), Debian images.
+SOURCE_KEY = "osv/all.zip"
+
+
+def _put_source(service: Service, ecosystem: str = "Debian:12") -> None:
+    """A zip of OSV records, in the stage's bucket outside the registry's prefix (as an operator would upload it)."""
+    import io
+    import zipfile
+
+    from tests.cve_images import standard_records
+
+    raw = io.BytesIO()
+    with zipfile.ZipFile(raw, "w") as archive:
+        for record in standard_records():
+            archive.writestr(f"{record['id']}.json", json.dumps(record))
+    service.store.client.put_object(Bucket=service.config.storage.storageDriver.bucket, Key=SOURCE_KEY, Body=raw.getvalue())
+
+
+def _queue_pushes(service: Service, recorder: Recorder, queue_url: str) -> None:
+    """What app.py does for the API function: pushes send their manifests to the scan queue."""
+    from chalicelib.adapters.cvejobs import QUEUE_URL_VARIABLE, with_scan_queue
+    from chalicelib.cve.worker import QueueNotifier
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(QUEUE_URL_VARIABLE, queue_url)
+        with_scan_queue(service)
+    for notifier in {id(n): n for loc in service.locations for n in loc.registry.listeners if isinstance(n, QueueNotifier)}.values():
+        recorder.attach(notifier.sqs)
+
+
+def _fresh_cve(service: Service) -> None:
+    """Each function is its own Lambda instance: no advisory cache carries over from another phase."""
+    from chalicelib.adapters import cvejobs
+
+    cvejobs._built.clear()
+
+
+def exercise_update(service: Service) -> None:
+    """The schedule: load the source as a new version, re-match stored results, scan what no queue saw."""
+    from chalicelib.adapters.cvejobs import scheduled_update
+
+    _fresh_cve(service)
+    summary = scheduled_update(service)
+    assert "database" in summary, summary
+
+
+def exercise_scans(service: Service, sqs: Any, queue_url: str) -> int:
+    """Lambda's event source mapping (with the scan function's role) receives, the function scans, the mapping deletes.
+
+    A message whose manifest was deleted since fails, and stays for SQS to redeliver (and, in the end, dead-letter).
+    """
+    from chalicelib.adapters.cvejobs import handle_queue
+    from chalicelib.spec.errors import RegistryError
+
+    _fresh_cve(service)
+    sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])
+    scanned = 0
+    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=3600).get("Messages", []):
+        for message in messages:
+            try:
+                handle_queue(service, [message["Body"]])
+            except RegistryError:  # the manifest was deleted after its push
+                continue
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            scanned += 1
+    return scanned
+
+
+def push_cve_images(client: Client) -> None:
+    """A Debian image with an advisory, and an index of it (scanned per platform)."""
+    from tests.cve_images import DEBIAN_RELEASE, dpkg_entry, dpkg_status, gzip_layer
+
+    status = dpkg_status(dpkg_entry("libssl3", "3.0.11-1~deb12u1", "openssl"), dpkg_entry("zlib1g", "1:1.2.13.dfsg-1", "zlib"))
+    digest, body = client.push_image("cve/app", "1.0", [gzip_layer({"etc/os-release": DEBIAN_RELEASE, "var/lib/dpkg/status": status})])
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [{"mediaType": OCI_MANIFEST, "digest": digest, "size": len(body)}]}
+    _manifest(client, "cve/app", "multi", index, OCI_INDEX)
+
+
 @pytest.fixture(scope="module", params=stage_names())
 def recorded(request: pytest.FixtureRequest) -> Iterator[tuple[str, Recorder, bool]]:
+    """Per storage setting: API requests (queueing scans), GC, a database update, the queue's scans, two more updates.
+
+    With redirect off, results are forced out of their item into S3 (as findings over 300 KB are).
+    """
+    import boto3
     from moto import mock_aws
 
+    from chalicelib.cve import results
     from chalicelib.lifecycle.rebuild import rebuild_index
 
     stage = request.param
-    recorder = Recorder()
+    recorder = Recorder({d["TableName"]: d["KeySchema"][0]["AttributeName"] for d in table_definitions(stage_config(stage))})
     gc_ran = False
-    with mock_aws():
+    with mock_aws(), pytest.MonkeyPatch.context() as patch:
+        sqs = boto3.client("sqs", region_name=iam_model.REGION)
+        queue_url = sqs.create_queue(QueueName=scan_queues(stage).name)["QueueUrl"]  # init-aws's job: not recorded
+        recorder.attach(sqs)
         for storage in ({"dedupe": True, "redirect": True}, {"dedupe": False, "redirect": False}):
+            if not storage["redirect"]:
+                patch.setattr(results, "INLINE_LIMIT", 0)
             recorder.phase = API_FUNCTION
             service = _service(stage_config(stage), recorder, **storage)
-            exercise_api(Client(service))
+            _put_source(service)
+            _queue_pushes(service, recorder, queue_url)
+            client = Client(service)
+            exercise_api(client)
             rebuild_index(service)
             recorder.phase = GC_FUNCTION
             gc_ran = exercise_gc(service)
+            recorder.phase = DB_UPDATE_FUNCTION
+            exercise_update(service)  # scans what GC kept, which no queue saw
+            recorder.phase = API_FUNCTION
+            push_cve_images(client)
+            operator = boto3.client("sqs", region_name=iam_model.REGION)  # not recorded: a person with their own credentials
+            operator.send_message(QueueUrl=queue_url, MessageBody=json.dumps({"rematch": True}))  # the message handle_messages also takes
+            recorder.phase = SCAN_FUNCTION
+            assert exercise_scans(service, sqs, queue_url) >= 2
+            recorder.phase = DB_UPDATE_FUNCTION
+            for _ in range(2):  # the third version drops the first
+                exercise_update(service)
     yield stage, recorder, gc_ran
 
 
@@ -217,6 +337,77 @@ def test_the_policies_grant_nothing_unused(recorded):
         assert not unused, f"GC policy grants actions GC never needs: {sorted(unused)}"
 
 
+def test_the_cve_scan_policy_allows_every_call_a_scan_makes(recorded):
+    stage, recorder, _ = recorded
+    needs = recorder.needs(SCAN_FUNCTION)
+    assert {"ReceiveMessage", "DeleteMessage", "GetObject", "GetItem", "PutItem"} <= {n.operation for n in needs}
+    assert any(n.action == "s3:PutObject" and "/_cve/results/" in n.resource for n in needs), "findings too large for their item"
+    denied = iam_model.denied(_policy(stage, SCAN_FUNCTION), needs)
+    assert not denied, _explain(denied, stage, SCAN_FUNCTION)
+
+
+def test_the_cve_database_policy_allows_every_call_an_update_makes(recorded):
+    stage, recorder, _ = recorded
+    needs = recorder.needs(DB_UPDATE_FUNCTION)
+    operations = {n.operation for n in needs}
+    assert {"HeadObject", "GetObject", "PutObject", "DeleteObjects", "ListObjectsV2", "Query", "PutItem"} <= operations
+    denied = iam_model.denied(_policy(stage, DB_UPDATE_FUNCTION), needs)
+    assert not denied, _explain(denied, stage, DB_UPDATE_FUNCTION)
+
+
+def test_the_cve_policies_grant_nothing_unused(recorded):
+    stage, recorder, _ = recorded
+    for function in (SCAN_FUNCTION, DB_UPDATE_FUNCTION):
+        used = {n.action for n in recorder.needs(function)}
+        unused = iam_model.granted_actions(_policy(stage, function)) - used - JUSTIFIED_EXTRAS - LOG_ACTIONS
+        assert not unused, f"{function}'s policy grants actions it never needs: {sorted(unused)}"
+
+
+def test_the_cve_functions_write_only_under_cve_and_the_repository_table(recorded):
+    """They read the whole registry but may change nothing of it: no blob, manifest, tag or session can be written or deleted."""
+    stage, recorder, _ = recorded
+    config = stage_config(stage)
+    root = f"arn:aws:s3:::{config.storage.storageDriver.bucket}/{config.storage.storageDriver.rootdirectory}"
+    writes = {"s3:PutObject", "s3:DeleteObject", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+    api_writes = [n for n in recorder.needs(API_FUNCTION) if n.action in writes]
+    assert api_writes
+    for function in (SCAN_FUNCTION, DB_UPDATE_FUNCTION):
+        policy = _policy(stage, function)
+        assert not [n for n in api_writes if iam_model.allowed(policy, n.action, n.resource, n.keys)], f"{function} may write the registry's data"
+        assert not iam_model.allowed(policy, "s3:PutObject", f"{root}_blobs/sha256/0") and not iam_model.allowed(policy, "dynamodb:UpdateItem", "*")
+        own = [n for n in recorder.needs(function) if n.action in writes]
+        assert own and all(f"{root}_cve/" in n.resource or n.resource.endswith(f"table/{config.storage.cacheDriver.repoMetaTablename}") for n in own)
+    assert not iam_model.allowed(_policy(stage, SCAN_FUNCTION), "s3:PutObject", f"{root}_cve/db/x"), "only the update writes advisories"
+
+
+def test_the_api_only_sends_to_the_scan_queue(recorded):
+    stage, recorder, _ = recorded
+    queue_needs = [n for n in recorder.needs(API_FUNCTION) if n.action.startswith("sqs:")]
+    assert {n.action for n in queue_needs} == {"sqs:SendMessage"}
+    assert {n.resource.split(":")[-1] for n in queue_needs} == {scan_queues(stage).name}
+    denied = iam_model.denied(_policy(stage, API_FUNCTION), queue_needs)
+    assert not denied, _explain(denied, stage, API_FUNCTION)
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage"):
+        assert not iam_model.allowed(_policy(stage, API_FUNCTION), action, queue_needs[0].resource)
+    for function in (GC_FUNCTION, DB_UPDATE_FUNCTION):
+        assert not iam_model.allowed_anywhere(_policy(stage, function), "sqs:SendMessage")
+
+
+def test_an_s3_source_outside_the_bucket_is_granted_to_the_update_alone(tmp_path: Path):
+    """ZOTLESS_CVE_SOURCE=s3://mirror/key: the update function reads that one object; nothing else may."""
+    from chalicelib.deploy.templates import iam_policy
+
+    raw = json.loads((PROJECT / ".chalice" / "config.json").read_text())
+    raw["stages"]["prod"]["environment_variables"]["ZOTLESS_CVE_SOURCE"] = "s3://osv-mirror/Debian/all.zip"
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    needs = iam_model.needs_for("s3", "HeadObject", {"Bucket": "osv-mirror", "Key": "Debian/all.zip"})
+    needs += iam_model.needs_for("s3", "GetObject", {"Bucket": "osv-mirror", "Key": "Debian/all.zip"})
+    assert not iam_model.denied(iam_policy("prod", DB_UPDATE_FUNCTION, tmp_path), needs)
+    assert not iam_model.allowed(iam_policy("prod", DB_UPDATE_FUNCTION, tmp_path), "s3:GetObject", "arn:aws:s3:::osv-mirror/other.zip")
+    for function in (API_FUNCTION, GC_FUNCTION, SCAN_FUNCTION):
+        assert iam_model.denied(iam_policy("prod", function, tmp_path), needs)
+
+
 def test_api_calls_on_gc_only_resources_are_refused(recorded):
     """The API role cannot scan sessions or query the orphan index: those belong to the GC role alone."""
     stage, recorder, gc_ran = recorded
@@ -253,7 +444,7 @@ def _static_operations() -> dict[tuple[str, str], set[str]]:
     import boto3
 
     session = boto3.Session(region_name="us-east-1")
-    methods = {s: session.client(s).meta.method_to_api_mapping for s in ("s3", "dynamodb")}
+    methods = {s: session.client(s).meta.method_to_api_mapping for s in ("s3", "dynamodb", "sqs")}
     found: dict[tuple[str, str], set[str]] = {}
     for path in _lambda_modules():
         relative = str(path.relative_to(PROJECT))
@@ -271,7 +462,7 @@ def _operations_of(call: ast.Call, methods: dict[str, dict[str, str]]) -> Iterat
     method = call.func.attr  # type: ignore[attr-defined]
     receiver = call.func.value  # type: ignore[attr-defined]
     owner = receiver.attr if isinstance(receiver, ast.Attribute) else receiver.id if isinstance(receiver, ast.Name) else ""
-    if owner not in {"client", "s3", "dynamodb"}:
+    if owner not in {"client", "s3", "dynamodb", "sqs", "s3_client"}:
         return
     literal = call.args[0].value if call.args and isinstance(call.args[0], ast.Constant) else None
     for service, mapping in methods.items():
@@ -286,8 +477,9 @@ def _operations_of(call: ast.Call, methods: dict[str, dict[str, str]]) -> Iterat
 def test_every_call_in_the_lambda_code_is_mapped_and_granted():
     operations = _static_operations()
     assert ("s3", "PutObject") in operations and ("dynamodb", "TransactWriteItems") in operations, "the static pass found nothing"
+    assert ("sqs", "SendMessage") in operations and ("s3", "HeadObject") in operations, "the CVE code's calls were not found"
     for stage in stage_names():
-        policies = [_policy(stage, API_FUNCTION), _policy(stage, GC_FUNCTION)]
+        policies = [_policy(stage, function) for function in FUNCTIONS]
         missing = []
         for (service, operation), where in sorted(operations.items()):
             for action in iam_model.actions_for_operation(service, operation):
@@ -308,13 +500,19 @@ def test_the_generated_files_are_up_to_date():
 def test_each_policy_names_only_its_own_stage(stage: str):
     config = stage_config(stage)
     own = {config.storage.storageDriver.bucket, *(getattr(config.storage.cacheDriver, f) for f in ("cacheTablename", "repoMetaTablename", "uploadsTablename"))}
-    for function in (API_FUNCTION, GC_FUNCTION):
+    own.add(scan_queues(stage).name)
+    for function in FUNCTIONS:
         own_log = f"/aws/lambda/{function_names(stage)[function]}"
         for statement in _policy(stage, function)["Statement"]:
-            assert statement["Effect"] == "Allow" and "Condition" not in statement
+            assert statement["Effect"] == "Allow" and statement.get("Condition", only_cve_items()) == only_cve_items()
             for resource in statement["Resource"]:
                 assert resource != "*" and "*:*:*" not in resource
-                name = resource.split(":::")[-1].split("/")[0] if resource.startswith("arn:aws:s3") else resource.split("table/")[-1].split("/")[0]
+                if resource.startswith("arn:aws:s3"):
+                    name = resource.split(":::")[-1].split("/")[0]
+                elif resource.startswith("arn:aws:sqs"):
+                    name = resource.split(":")[-1]
+                else:
+                    name = resource.split("table/")[-1].split("/")[0]
                 assert name in own or resource.split("log-group:")[-1].split(":")[0] == own_log, resource
 
 
@@ -329,6 +527,9 @@ def test_stage_settings_suit_lambda(stage: str):
     functions = settings["lambda_functions"]
     assert functions[API_FUNCTION]["lambda_timeout"] <= 30, "API Gateway gives up after 29 s"
     assert functions[GC_FUNCTION]["lambda_timeout"] == 900
-    for function in (API_FUNCTION, GC_FUNCTION):
+    assert functions[DB_UPDATE_FUNCTION]["lambda_timeout"] == 900 and functions[DB_UPDATE_FUNCTION]["lambda_memory_size"] >= 1024, "all.zip loads in memory"
+    assert scan_queues(stage).visibility_timeout >= functions[SCAN_FUNCTION]["lambda_timeout"], "SQS would redeliver a scan still running"
+    assert environment["ZOTLESS_CVE_QUEUE"] == scan_queues(stage).name
+    for function in FUNCTIONS:
         assert functions[function]["lambda_memory_size"] >= 256
         assert policy_file(stage, function).exists()

@@ -20,8 +20,20 @@ from typing import Any
 import pytest
 
 from chalicelib.api.limits import TOO_LARGE_BODY
-from chalicelib.deploy.provision import API_FUNCTION, GC_FUNCTION, PROJECT, chalice_config, function_names, stage_environment, stage_names
-from chalicelib.deploy.templates import policy_file, template_file
+from chalicelib.deploy.provision import (
+    API_FUNCTION,
+    DB_UPDATE_FUNCTION,
+    GC_FUNCTION,
+    MAX_RECEIVES,
+    PROJECT,
+    SCAN_FUNCTION,
+    chalice_config,
+    function_names,
+    scan_queues,
+    stage_environment,
+    stage_names,
+)
+from chalicelib.deploy.templates import QUEUE_URL_VARIABLE, policy_file, template_file
 
 TIMEOUT = 120
 NO_SCHEDULE = "app.py has no @app.schedule named garbage_collect yet: the GC function's checks are skipped"
@@ -50,7 +62,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _has_schedule(project: Path) -> bool:
-    return "name=\"garbage_collect\"" in (project / "app.py").read_text()
+    return 'name="garbage_collect"' in (project / "app.py").read_text()
 
 
 @pytest.fixture(scope="module", params=stage_names())
@@ -96,7 +108,7 @@ def test_cloudformation_api_and_handler(cloudformation):
     assert api["StageName"] == chalice_config()["api_gateway_stage"]
     handler = resources["APIHandler"]["Properties"]
     assert handler["FunctionName"] == function_names(stage)[API_FUNCTION]
-    assert handler["Environment"]["Variables"] == stage_environment(stage)
+    assert handler["Environment"]["Variables"] == stage_environment(stage) | {QUEUE_URL_VARIABLE: {"Ref": "CveScanQueue"}}
     settings = _function_settings(stage, API_FUNCTION)
     assert (handler["MemorySize"], handler["Timeout"]) == (settings["lambda_memory_size"], settings["lambda_timeout"])
     role = resources[handler["Role"]["Fn::GetAtt"][0]]["Properties"]
@@ -124,8 +136,9 @@ def test_cloudformation_schedules_garbage_collection(cloudformation, project):
     assert [p["PolicyDocument"] for p in role["Policies"]] == [_policy(stage, GC_FUNCTION)]
 
 
-def test_the_413_gateway_response_reaches_the_api_definition(cloudformation):
-    """SAM turns GatewayResponses into the swagger's x-amazon-apigateway-gateway-responses, deployed with the API."""
+@pytest.fixture(scope="module")
+def expanded(cloudformation) -> tuple[str, dict[str, Any]]:
+    """The SAM template as CloudFormation deploys it (the transform expands functions, events and the API)."""
     import boto3
     from samtranslator.translator.transform import transform
 
@@ -133,17 +146,61 @@ def test_the_413_gateway_response_reaches_the_api_definition(cloudformation):
         def load(self) -> dict[str, str]:
             return {}
 
-    _, _, template = cloudformation
+    stage, _, template = cloudformation
     template = json.loads(json.dumps(template))
     for resource in template["Resources"].values():
         if resource["Type"] == "AWS::Serverless::Function":
             resource["Properties"]["CodeUri"] = "s3://bucket/deployment.zip"  # what `aws cloudformation package` puts there
-    expanded = transform(template, {}, NoManagedPolicies(), boto3.Session(region_name="us-east-1"))
-    (api,) = [r for r in expanded["Resources"].values() if r["Type"] == "AWS::ApiGateway::RestApi"]
+    return stage, transform(template, {}, NoManagedPolicies(), boto3.Session(region_name="us-east-1"))
+
+
+def test_the_413_gateway_response_reaches_the_api_definition(expanded):
+    """SAM turns GatewayResponses into the swagger's x-amazon-apigateway-gateway-responses, deployed with the API."""
+    _, template = expanded
+    (api,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::ApiGateway::RestApi"]
     response = api["Properties"]["Body"]["x-amazon-apigateway-gateway-responses"]["REQUEST_TOO_LARGE"]
     assert response["statusCode"] == "413"
     assert response["responseTemplates"]["application/json"] == TOO_LARGE_BODY
     assert json.loads(TOO_LARGE_BODY)["errors"][0]["code"] == "SIZE_INVALID"
+
+
+def test_cloudformation_has_the_scan_queue_and_its_dead_letter_queue(cloudformation):
+    stage, _, template = cloudformation
+    queues = scan_queues(stage)
+    resources = template["Resources"]
+    scans, dead = resources["CveScanQueue"], resources["CveScanDeadLetterQueue"]
+    assert scans["Type"] == dead["Type"] == "AWS::SQS::Queue"
+    assert (scans["Properties"]["QueueName"], dead["Properties"]["QueueName"]) == (queues.name, queues.dead_letter)
+    redrive = scans["Properties"]["RedrivePolicy"]
+    assert redrive == {"deadLetterTargetArn": {"Fn::GetAtt": ["CveScanDeadLetterQueue", "Arn"]}, "maxReceiveCount": MAX_RECEIVES}
+    assert scans["Properties"]["VisibilityTimeout"] >= 6 * _function_settings(stage, SCAN_FUNCTION)["lambda_timeout"]  # AWS's advice
+    assert dead["Properties"]["MessageRetentionPeriod"] > scans["Properties"]["MessageRetentionPeriod"]
+    assert template["Outputs"]["CveScanQueueUrl"]["Value"] == {"Ref": "CveScanQueue"}
+
+
+def test_the_scan_function_is_fed_by_the_queue(expanded):
+    """The SQS event becomes an event source mapping on the queue, created after the queue (the function depends on it)."""
+    stage, template = expanded
+    resources = template["Resources"]
+    (mapping,) = [r for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    assert mapping["Properties"]["FunctionName"] == {"Ref": "CveScan"} and mapping["Properties"]["BatchSize"] == 1
+    assert mapping["Properties"]["EventSourceArn"]["Fn::Sub"].endswith(f":sqs:${{AWS::Region}}:${{AWS::AccountId}}:{scan_queues(stage).name}")
+    function = resources["CveScan"]
+    assert "CveScanQueue" in function["DependsOn"] and function["Properties"]["Handler"] == "app.cve_scan"
+
+
+@pytest.mark.parametrize("function,logical_id,event", [(SCAN_FUNCTION, "CveScan", "SQS"), (DB_UPDATE_FUNCTION, "CveDbUpdate", "Schedule")])
+def test_cloudformation_cve_functions_have_their_settings_and_policies(cloudformation, function: str, logical_id: str, event: str):
+    stage, _, template = cloudformation
+    properties = template["Resources"][logical_id]["Properties"]
+    assert properties["FunctionName"] == function_names(stage)[function]
+    assert [e["Type"] for e in properties["Events"].values()] == [event]
+    settings = _function_settings(stage, function)
+    assert (properties["MemorySize"], properties["Timeout"]) == (settings["lambda_memory_size"], settings["lambda_timeout"])
+    assert QUEUE_URL_VARIABLE not in properties["Environment"]["Variables"], "only the API sends scans"
+    role = template["Resources"][properties["Role"]["Fn::GetAtt"][0]]["Properties"]
+    assert [p["PolicyDocument"] for p in role["Policies"]] == [_policy(stage, function)]
+    assert _policy(stage, function) != _policy(stage, API_FUNCTION)
 
 
 def test_terraform(terraform, project):
@@ -162,6 +219,13 @@ def test_terraform(terraform, project):
     assert json.loads(policies["garbage_collect_role"]["policy"]) == _policy(stage, GC_FUNCTION)
     rules = resources["aws_cloudwatch_event_rule"].values()  # garbage_collect's, and cve_db_update's
     assert rules and all(rule["schedule_expression"].startswith("rate(") for rule in rules)
+    for function in (SCAN_FUNCTION, DB_UPDATE_FUNCTION):
+        settings = _function_settings(stage, function)
+        lambda_function = resources["aws_lambda_function"][function]
+        assert (lambda_function["memory_size"], lambda_function["timeout"]) == (settings["lambda_memory_size"], settings["lambda_timeout"])
+        assert json.loads(policies[f"{function}_role"]["policy"]) == _policy(stage, function)
+    (mapping,) = resources["aws_lambda_event_source_mapping"].values()  # the queue itself comes from `zotless init-aws` here
+    assert mapping["event_source_arn"].endswith(f":{scan_queues(stage).name}") and mapping["batch_size"] == 1
 
 
 def test_the_bundle_carries_the_search_schema(cloudformation):
