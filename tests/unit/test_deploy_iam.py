@@ -74,13 +74,13 @@ class Recorder:
 
 
 def _service(config, recorder: Recorder, **storage: Any) -> Service:
-    from chalicelib.config.schema import Cve, Search
+    from chalicelib.config.schema import Cve, SearchExtension
     from chalicelib.storage.aws import ensure_resources
 
     config = config.model_copy(deep=True)
     for key, value in storage.items():
         setattr(config.storage, key, value)
-    config.extensions.search = Search(enable=True, cve=Cve(source=f"s3://{config.storage.storageDriver.bucket}/{SOURCE_KEY}"))
+    config.extensions.search = SearchExtension(enable=True, cve=Cve(source=f"s3://{config.storage.storageDriver.bucket}/{SOURCE_KEY}"))
     clients = make_clients(config)
     ensure_resources(config, clients)  # init-aws's job in a deployment: not recorded
     recorder.attach(clients.s3)
