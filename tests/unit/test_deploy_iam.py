@@ -141,26 +141,22 @@ def exercise_api(client: Client) -> None:
     assert client("PATCH", abandoned, os.urandom(6 * MiB)).status == 202
 
 
-def exercise_gc(service: Service) -> bool:
+def exercise_gc(service: Service) -> None:
     """One collection far in the future, so every deleted blob, link and abandoned upload is eligible."""
-    try:
-        from chalicelib.lifecycle.gc import GarbageCollector
-    except ImportError:
-        return False
+    from chalicelib.lifecycle.gc import GarbageCollector
+
     report = GarbageCollector(service, clock=lambda: time.time() + 30 * 86400).run()
     assert report.deleted, report.line()
-    return True
 
 
 @pytest.fixture(scope="module", params=stage_names())
-def recorded(request: pytest.FixtureRequest) -> Iterator[tuple[str, Recorder, bool]]:
+def recorded(request: pytest.FixtureRequest) -> Iterator[tuple[str, Recorder]]:
     from moto import mock_aws
 
     from chalicelib.lifecycle.rebuild import rebuild_index
 
     stage = request.param
     recorder = Recorder()
-    gc_ran = False
     with mock_aws():
         for storage in ({"dedupe": True, "redirect": True}, {"dedupe": False, "redirect": False}):
             recorder.phase = API_FUNCTION
@@ -168,8 +164,8 @@ def recorded(request: pytest.FixtureRequest) -> Iterator[tuple[str, Recorder, bo
             exercise_api(Client(service))
             rebuild_index(service)
             recorder.phase = GC_FUNCTION
-            gc_ran = exercise_gc(service)
-    yield stage, recorder, gc_ran
+            exercise_gc(service)
+    yield stage, recorder
 
 
 def _policy(stage: str, function: str) -> dict[str, Any]:
@@ -182,7 +178,7 @@ def _explain(denied: list[Need], stage: str, function: str) -> str:
 
 
 def test_the_api_policy_allows_every_call_the_api_makes(recorded):
-    stage, recorder, _ = recorded
+    stage, recorder = recorded
     needs = recorder.needs(API_FUNCTION)
     operations = {n.operation for n in needs}
     assert {"PutObject", "CreateMultipartUpload", "UploadPart", "ListParts", "CompleteMultipartUpload", "AbortMultipartUpload"} <= operations
@@ -194,9 +190,7 @@ def test_the_api_policy_allows_every_call_the_api_makes(recorded):
 
 
 def test_the_gc_policy_allows_every_call_gc_makes(recorded):
-    stage, recorder, gc_ran = recorded
-    if not gc_ran:
-        pytest.skip("chalicelib.lifecycle.gc is not there yet: no GC calls to check")
+    stage, recorder = recorded
     needs = recorder.needs(GC_FUNCTION)
     assert {"ListMultipartUploads", "Scan", "Query"} <= {n.operation for n in needs}
     denied = iam_model.denied(_policy(stage, GC_FUNCTION), needs)
@@ -204,22 +198,19 @@ def test_the_gc_policy_allows_every_call_gc_makes(recorded):
 
 
 def test_the_policies_grant_nothing_unused(recorded):
-    stage, recorder, gc_ran = recorded
+    stage, recorder = recorded
     api_used = {n.action for n in recorder.needs(API_FUNCTION)}
     unused = iam_model.granted_actions(_policy(stage, API_FUNCTION)) - api_used - JUSTIFIED_EXTRAS - LOG_ACTIONS
     assert not unused, f"policy grants actions the API never needs: {sorted(unused)}"
-    if gc_ran:
-        gc_used = {n.action for n in recorder.needs(GC_FUNCTION)}
-        # GC deletes through the same registry code as the API, so its policy holds the API's plus its own.
-        unused = iam_model.granted_actions(_policy(stage, GC_FUNCTION)) - gc_used - api_used - JUSTIFIED_EXTRAS - LOG_ACTIONS
-        assert not unused, f"GC policy grants actions GC never needs: {sorted(unused)}"
+    gc_used = {n.action for n in recorder.needs(GC_FUNCTION)}
+    # GC deletes through the same registry code as the API, so its policy holds the API's plus its own.
+    unused = iam_model.granted_actions(_policy(stage, GC_FUNCTION)) - gc_used - api_used - JUSTIFIED_EXTRAS - LOG_ACTIONS
+    assert not unused, f"GC policy grants actions GC never needs: {sorted(unused)}"
 
 
 def test_api_calls_on_gc_only_resources_are_refused(recorded):
     """The API role cannot scan sessions or query the orphan index: those belong to the GC role alone."""
-    stage, recorder, gc_ran = recorded
-    if not gc_ran:
-        pytest.skip("chalicelib.lifecycle.gc is not there yet")
+    stage, recorder = recorded
     gc_only = [n for n in recorder.needs(GC_FUNCTION) if n.operation in {"Scan", "ListMultipartUploads"} or "/index/" in n.resource]
     assert gc_only and all(not iam_model.allowed(_policy(stage, API_FUNCTION), n.action, n.resource) for n in gc_only)
 
