@@ -6,8 +6,10 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -97,3 +99,58 @@ def service(aws: None, config: Config):
 @pytest.fixture
 def client(service) -> Client:
     return Client(service)
+
+
+@pytest.fixture
+def atomic_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What DynamoDB and S3 apply atomically runs one at a time on in-process moto, as on the embedded server.
+
+    The rule is the server's (motoserver.serialised): DynamoDB requests and S3 conditional writes;
+    plain S3 reads and writes run in parallel. A failed transaction restores only its own items.
+    """
+    from moto.core.botocore_stubber import BotocoreStubber
+    from moto.dynamodb.models import DynamoDBBackend
+
+    from chalicelib.adapters.motoserver import install_item_rollback, serialised
+
+    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", DynamoDBBackend.transact_write_items)  # undone after the test
+    install_item_rollback()
+    lock = threading.Lock()
+    original = BotocoreStubber.__call__
+
+    def atomic(self: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
+        if not serialised(_environ(request)):
+            return original(self, event_name, request, **kwargs)
+        with lock:
+            return original(self, event_name, request, **kwargs)
+
+    monkeypatch.setattr(BotocoreStubber, "__call__", atomic)
+
+
+def _environ(request: Any) -> dict[str, str]:
+    """The WSGI view of a botocore request that motoserver.serialised reads."""
+    environ = {"REQUEST_METHOD": request.method, "HTTP_X_AMZ_TARGET": request.headers.get("X-Amz-Target", "")}
+    for header in ("If-None-Match", "If-Match"):
+        if header in request.headers:
+            environ["HTTP_" + header.upper().replace("-", "_")] = request.headers[header]
+    return {k: v.decode() if isinstance(v, bytes) else v for k, v in environ.items()}
+
+
+def at_once(*calls: Callable[[], Any]) -> list[Any]:
+    """Run the calls in threads released together by a barrier; each one's result, or the exception it raised."""
+    barrier = threading.Barrier(len(calls))
+    outcomes: list[Any] = [None] * len(calls)
+
+    def run(n: int) -> None:
+        barrier.wait()
+        try:
+            outcomes[n] = calls[n]()
+        except Exception as exc:  # noqa: BLE001 - handed to the test
+            outcomes[n] = exc
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes

@@ -8,10 +8,6 @@ import random
 import threading
 import time
 
-import pytest
-from moto.core.botocore_stubber import BotocoreStubber
-
-from chalicelib.adapters.motoserver import install_item_rollback, serialised
 from chalicelib.api.service import build_service
 from chalicelib.config.schema import Config
 from chalicelib.lifecycle.gc import GarbageCollector
@@ -234,38 +230,6 @@ def _stall_after(answer: dict, repo: str, seconds: float) -> bool:
         return False
     time.sleep(seconds)
     return True
-
-
-@pytest.fixture
-def atomic_aws(monkeypatch):
-    """What DynamoDB and S3 apply atomically runs one at a time on in-process moto, as on the embedded server.
-
-    The rule is the server's (motoserver.serialised): DynamoDB requests and S3 conditional writes;
-    plain S3 reads and writes run in parallel. A failed transaction restores only its own items.
-    """
-    from moto.dynamodb.models import DynamoDBBackend
-
-    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", DynamoDBBackend.transact_write_items)  # undone after the test
-    install_item_rollback()
-    lock = threading.Lock()
-    original = BotocoreStubber.__call__
-
-    def atomic(self, event_name, request, **kwargs):
-        if not serialised(_environ(request)):
-            return original(self, event_name, request, **kwargs)
-        with lock:
-            return original(self, event_name, request, **kwargs)
-
-    monkeypatch.setattr(BotocoreStubber, "__call__", atomic)
-
-
-def _environ(request) -> dict[str, str]:
-    """The WSGI view of a botocore request that motoserver.serialised reads."""
-    environ = {"REQUEST_METHOD": request.method, "HTTP_X_AMZ_TARGET": request.headers.get("X-Amz-Target", "")}
-    for header in ("If-None-Match", "If-Match"):
-        if header in request.headers:
-            environ["HTTP_" + header.upper().replace("-", "_")] = request.headers[header]
-    return {k: v.decode() if isinstance(v, bytes) else v for k, v in environ.items()}
 
 
 def test_gc_racing_pushes_never_loses_a_referenced_blob(atomic_aws, aws, config):
