@@ -22,6 +22,8 @@ from chalicelib.api.limits import TOO_LARGE_BODY
 from chalicelib.deploy.provision import API_FUNCTION, GC_FUNCTION, PROJECT, chalice_config, function_names, stage_environment, stage_names
 from chalicelib.deploy.templates import policy_file, template_file
 
+pytestmark = pytest.mark.process  # starts Python, chalice or cfn-lint processes
+
 TIMEOUT = 120
 
 
