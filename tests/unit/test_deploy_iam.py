@@ -30,6 +30,8 @@ from tests.conftest import LAYER, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, Client, s
 from tests.unit import iam_model
 from tests.unit.iam_model import Need
 
+pytestmark = pytest.mark.slow  # the recorded workload pushes, rebuilds and collects through every path, per stage
+
 MiB = 1 << 20
 # Granted without a call that needs it: without s3:ListBucket, S3 answers 403 instead of 404 for a
 # missing key, which the store would report as an error rather than "not found".

@@ -8,6 +8,8 @@ import random
 import threading
 import time
 
+import pytest
+
 from chalicelib.api.service import build_service
 from chalicelib.config.schema import Config
 from chalicelib.lifecycle.gc import GarbageCollector
@@ -232,6 +234,7 @@ def _stall_after(answer: dict, repo: str, seconds: float) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_gc_racing_pushes_never_loses_a_referenced_blob(atomic_aws, aws, config):
     """GC and retention at zero delay run in a loop while threads push; every acknowledged push pulls whole.
 
