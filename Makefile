@@ -1,4 +1,5 @@
-# zotless: `make run` serves a registry on an embedded S3 + DynamoDB emulator; `make test` runs everything.
+# zotless: `make run` serves a registry on an embedded S3 + DynamoDB emulator; `make test` runs everything;
+# `make fast` is the inner loop (unit tests that start no process). docs/testing.md explains the suite.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +8,7 @@ CONFIG ?= examples/config-local.json
 STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup run test unit integration lint bench skopeo package clean
+.PHONY: setup run test fast unit integration aws-test e2e lint bench skopeo package clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,14 +27,29 @@ skopeo:
 run: setup
 	$(BIN)/zotless serve --config $(CONFIG) --port $(PORT)
 
+# Unit tests in parallel (each has its own in-process moto); integration tests serially, since they
+# share session-scoped servers that every xdist worker would otherwise start again.
+XDIST ?= -n 2
 test: setup skopeo lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(XDIST) tests/unit
+	$(BIN)/python -m pytest -q tests/integration
+
+fast: setup
+	$(BIN)/python -m pytest -q $(XDIST) -m "not process and not slow" tests/unit
 
 unit: setup
-	$(BIN)/python -m pytest -q tests/unit
+	$(BIN)/python -m pytest -q $(XDIST) tests/unit
 
 integration: setup skopeo
 	$(BIN)/python -m pytest -q tests/integration
+
+# chalice deploy onto ministack (Lambda without Docker), skopeo through its API Gateway, scheduled GC.
+e2e: setup skopeo
+	ZOTLESS_TEST_E2E=1 $(BIN)/python -m pytest -q tests/e2e
+
+# The integration suite on real S3 + DynamoDB (credentials from the usual places; docs/testing.md).
+aws-test: setup skopeo
+	ZOTLESS_TEST_AWS=1 $(BIN)/python -m pytest -q tests/integration
 
 lint: setup
 	$(BIN)/ruff check .

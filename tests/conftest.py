@@ -6,18 +6,38 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+if os.environ.get("ZOTLESS_TEST_AWS") != "1":  # on real AWS the credentials come from the usual places
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+import botocore.loaders
+import botocore.session
 
 from chalicelib.config.schema import Config
 from chalicelib.spec.http import Headers, Request, Response
+
+_loaders: dict[object, botocore.loaders.Loader] = {}
+
+
+def _shared_loader(data_path: object = "") -> botocore.loaders.Loader:
+    """One botocore loader for the whole run: every test makes new clients, and each new session would
+    read and parse the S3 and DynamoDB models again (about 0.2 s a test). The models are read-only."""
+    key = data_path or ""
+    if key not in _loaders:
+        _loaders[key] = botocore.loaders.create_loader(data_path)
+    return _loaders[key]
+
+
+botocore.session.create_loader = _shared_loader  # type: ignore[assignment]
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -97,3 +117,58 @@ def service(aws: None, config: Config):
 @pytest.fixture
 def client(service) -> Client:
     return Client(service)
+
+
+@pytest.fixture
+def atomic_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What DynamoDB and S3 apply atomically runs one at a time on in-process moto, as on the embedded server.
+
+    The rule is the server's (motoserver.serialised): DynamoDB requests and S3 conditional writes;
+    plain S3 reads and writes run in parallel. A failed transaction restores only its own items.
+    """
+    from moto.core.botocore_stubber import BotocoreStubber
+    from moto.dynamodb.models import DynamoDBBackend
+
+    from chalicelib.adapters.motoserver import install_item_rollback, serialised
+
+    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", DynamoDBBackend.transact_write_items)  # undone after the test
+    install_item_rollback()
+    lock = threading.Lock()
+    original = BotocoreStubber.__call__
+
+    def atomic(self: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
+        if not serialised(_environ(request)):
+            return original(self, event_name, request, **kwargs)
+        with lock:
+            return original(self, event_name, request, **kwargs)
+
+    monkeypatch.setattr(BotocoreStubber, "__call__", atomic)
+
+
+def _environ(request: Any) -> dict[str, str]:
+    """The WSGI view of a botocore request that motoserver.serialised reads."""
+    environ = {"REQUEST_METHOD": request.method, "HTTP_X_AMZ_TARGET": request.headers.get("X-Amz-Target", "")}
+    for header in ("If-None-Match", "If-Match"):
+        if header in request.headers:
+            environ["HTTP_" + header.upper().replace("-", "_")] = request.headers[header]
+    return {k: v.decode() if isinstance(v, bytes) else v for k, v in environ.items()}
+
+
+def at_once(*calls: Callable[[], Any]) -> list[Any]:
+    """Run the calls in threads released together by a barrier; each one's result, or the exception it raised."""
+    barrier = threading.Barrier(len(calls))
+    outcomes: list[Any] = [None] * len(calls)
+
+    def run(n: int) -> None:
+        barrier.wait()
+        try:
+            outcomes[n] = calls[n]()
+        except Exception as exc:  # noqa: BLE001 - handed to the test
+            outcomes[n] = exc
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes

@@ -1,4 +1,8 @@
-"""Integration fixtures: `zotless serve` as a real subprocess, driven over HTTP by real clients."""
+"""Integration fixtures: `zotless serve` as a real subprocess, driven over HTTP by real clients.
+
+The servers keep their data on the embedded emulator, or on real S3 and DynamoDB with ZOTLESS_TEST_AWS=1
+(tests/integration/backend.py, docs/testing.md).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,8 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from tests.integration.backend import BACKEND, names_an_endpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0
@@ -121,6 +127,8 @@ class RunningRegistry:
 
 
 def _start(tmp: Path, config: dict | None, *options: str) -> RunningRegistry:
+    if BACKEND is not None and not names_an_endpoint(config):
+        config, options = BACKEND.configure(tmp.name, config), (*options, "--no-emulator")
     command = [*zotless_command(), "serve", "--port", "0", *options]
     if config is not None:
         config_path = tmp / "config.json"
@@ -182,6 +190,25 @@ def _registry(tmp_path_factory: pytest.TempPathFactory, name: str, config: dict 
         registry.session.close()
         _stop(registry.process)
         assert registry.process.returncode == 0, f"zotless serve exited with {registry.process.returncode}; log {registry.log_path}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On real AWS, the tests that observe the embedded emulator itself (its process, its bucket names) are skipped."""
+    if BACKEND is None:
+        return
+    skip = pytest.mark.skip(reason="observes the embedded emulator; ZOTLESS_TEST_AWS=1 runs on real AWS")
+    for item in items:
+        if item.get_closest_marker("emulator") is not None:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def aws_backend() -> Iterator[None]:
+    """With ZOTLESS_TEST_AWS=1: delete the run's objects and tables once every server has stopped."""
+    yield
+    if BACKEND is not None:
+        left = BACKEND.clean_up()
+        assert not left, f"left behind in AWS (delete by hand): {left}"
 
 
 @pytest.fixture(scope="session")

@@ -65,6 +65,7 @@ def server(tmp_path: Path) -> Iterator[RunningRegistry]:
         _stop(registry.process)
 
 
+@pytest.mark.emulator
 def test_server_stops_when_its_emulator_dies(server: RunningRegistry) -> None:
     assert server("GET", "/v2/").status_code == 200
     (moto,) = children(server.process.pid)

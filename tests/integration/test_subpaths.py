@@ -13,7 +13,7 @@ import pytest
 from tests.integration.conftest import ROOT, RunningRegistry, _registry, run_skopeo
 from tests.integration.images import make_layout
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.emulator]  # asserts the emulator's bucket names
 
 
 @pytest.fixture(scope="module")

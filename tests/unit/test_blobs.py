@@ -10,7 +10,7 @@ from chalicelib.config.schema import Config
 from chalicelib.spec.references import Digest
 from chalicelib.storage.aws import ensure_resources, make_clients
 from chalicelib.storage.uploads import CommittedBlob
-from tests.conftest import Client, error_code, sha256
+from tests.conftest import Client, at_once, error_code, sha256
 
 
 def data_objects(service) -> list[str]:
@@ -135,13 +135,15 @@ def test_without_dedupe_each_repository_keeps_its_copy(private):
     assert f"repositories/team/c/_blobs/sha256/{digest[7:]}" in pointers
 
 
-def test_racing_commits_of_one_digest_keep_one_object(service):
-    """Two uploads of the same bytes: the S3 conditional write picks one, the other's bytes go."""
-    layer = b"same bytes"
-    digest = Digest.parse(sha256(layer))
-    service.store.put("_data/first", layer)
-    service.store.put("_data/second", layer)
-    one = service.blobs.add("team/a", CommittedBlob(digest, len(layer), "_data/first"))
-    two = service.blobs.add("team/b", CommittedBlob(digest, len(layer), "_data/second"))
-    assert one.data_key == two.data_key == "_data/first"
-    assert data_objects(service) == ["_data/first"]
+def test_racing_commits_of_one_digest_keep_one_object(atomic_aws, service):
+    """Two uploads of the same bytes commit at the same instant: the S3 conditional write picks one, the other's bytes go."""
+    for n in range(10):
+        layer = f"same bytes {n}".encode()
+        digest = Digest.parse(sha256(layer))
+        keys = [f"_data/first-{n}", f"_data/second-{n}"]
+        for key in keys:
+            service.store.put(key, layer)
+        blobs = [CommittedBlob(digest, len(layer), key) for key in keys]
+        one, two = at_once(lambda blob=blobs[0]: service.blobs.add("team/a", blob), lambda blob=blobs[1]: service.blobs.add("team/b", blob))
+        assert one.data_key == two.data_key and one.data_key in keys, (one, two)
+        assert [k for k in data_objects(service) if k in keys] == [one.data_key]

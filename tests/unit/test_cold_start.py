@@ -13,6 +13,8 @@ import pytest
 
 from tools.bytecode import add_bytecode
 
+pytestmark = pytest.mark.process  # starts Python, chalice or cfn-lint processes
+
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("boto3", "botocore", "chalicelib.api.service", "chalicelib.api.endpoints", "chalicelib.model.registry", "jwt", "bcrypt")
 HEAVY += ("ariadne", "graphql", "chalicelib.search.http")  # search loads with its first request

@@ -44,6 +44,8 @@ from tests.conftest import LAYER, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, Client, s
 from tests.unit import iam_model
 from tests.unit.iam_model import Need
 
+pytestmark = pytest.mark.slow  # the recorded workload pushes, rebuilds and collects through every path, per stage
+
 MiB = 1 << 20
 # Granted without a call that needs it: without s3:ListBucket, S3 answers 403 instead of 404 for a
 # missing key, which the store would report as an error rather than "not found".
@@ -160,15 +162,12 @@ def exercise_api(client: Client) -> None:
     assert client("PATCH", abandoned, os.urandom(6 * MiB)).status == 202
 
 
-def exercise_gc(service: Service) -> bool:
+def exercise_gc(service: Service) -> None:
     """One collection far in the future, so every deleted blob, link and abandoned upload is eligible."""
-    try:
-        from chalicelib.lifecycle.gc import GarbageCollector
-    except ImportError:
-        return False
+    from chalicelib.lifecycle.gc import GarbageCollector
+
     report = GarbageCollector(service, clock=lambda: time.time() + 30 * 86400).run()
     assert report.deleted, report.line()
-    return True
 
 
 # CVE scanning: an advisory source in S3 (read with the registry's client, as the schedule does), Debian images.
@@ -250,7 +249,7 @@ def push_cve_images(client: Client) -> None:
 
 
 @pytest.fixture(scope="module", params=stage_names())
-def recorded(request: pytest.FixtureRequest) -> Iterator[tuple[str, Recorder, bool]]:
+def recorded(request: pytest.FixtureRequest) -> Iterator[tuple[str, Recorder]]:
     """Per storage setting: API requests (queueing scans), GC, a database update, the queue's scans, two more updates.
 
     With redirect off, results are forced out of their item into S3 (as findings over 300 KB are).
@@ -263,7 +262,6 @@ def recorded(request: pytest.FixtureRequest) -> Iterator[tuple[str, Recorder, bo
 
     stage = request.param
     recorder = Recorder({d["TableName"]: d["KeySchema"][0]["AttributeName"] for d in table_definitions(stage_config(stage))})
-    gc_ran = False
     with mock_aws(), pytest.MonkeyPatch.context() as patch:
         sqs = boto3.client("sqs", region_name=iam_model.REGION)
         queue_url = sqs.create_queue(QueueName=scan_queues(stage).name)["QueueUrl"]  # init-aws's job: not recorded
@@ -279,7 +277,7 @@ def recorded(request: pytest.FixtureRequest) -> Iterator[tuple[str, Recorder, bo
             exercise_api(client)
             rebuild_index(service)
             recorder.phase = GC_FUNCTION
-            gc_ran = exercise_gc(service)
+            exercise_gc(service)
             recorder.phase = DB_UPDATE_FUNCTION
             exercise_update(service)  # scans what GC kept, which no queue saw
             recorder.phase = API_FUNCTION
@@ -291,7 +289,7 @@ def recorded(request: pytest.FixtureRequest) -> Iterator[tuple[str, Recorder, bo
             recorder.phase = DB_UPDATE_FUNCTION
             for _ in range(2):  # the third version drops the first
                 exercise_update(service)
-    yield stage, recorder, gc_ran
+    yield stage, recorder
 
 
 def _policy(stage: str, function: str) -> dict[str, Any]:
@@ -304,7 +302,7 @@ def _explain(denied: list[Need], stage: str, function: str) -> str:
 
 
 def test_the_api_policy_allows_every_call_the_api_makes(recorded):
-    stage, recorder, _ = recorded
+    stage, recorder = recorded
     needs = recorder.needs(API_FUNCTION)
     operations = {n.operation for n in needs}
     assert {"PutObject", "CreateMultipartUpload", "UploadPart", "ListParts", "CompleteMultipartUpload", "AbortMultipartUpload"} <= operations
@@ -316,9 +314,7 @@ def test_the_api_policy_allows_every_call_the_api_makes(recorded):
 
 
 def test_the_gc_policy_allows_every_call_gc_makes(recorded):
-    stage, recorder, gc_ran = recorded
-    if not gc_ran:
-        pytest.skip("chalicelib.lifecycle.gc is not there yet: no GC calls to check")
+    stage, recorder = recorded
     needs = recorder.needs(GC_FUNCTION)
     assert {"ListMultipartUploads", "Scan", "Query"} <= {n.operation for n in needs}
     denied = iam_model.denied(_policy(stage, GC_FUNCTION), needs)
@@ -326,19 +322,18 @@ def test_the_gc_policy_allows_every_call_gc_makes(recorded):
 
 
 def test_the_policies_grant_nothing_unused(recorded):
-    stage, recorder, gc_ran = recorded
+    stage, recorder = recorded
     api_used = {n.action for n in recorder.needs(API_FUNCTION)}
     unused = iam_model.granted_actions(_policy(stage, API_FUNCTION)) - api_used - JUSTIFIED_EXTRAS - LOG_ACTIONS
     assert not unused, f"policy grants actions the API never needs: {sorted(unused)}"
-    if gc_ran:
-        gc_used = {n.action for n in recorder.needs(GC_FUNCTION)}
-        # GC deletes through the same registry code as the API, so its policy holds the API's plus its own.
-        unused = iam_model.granted_actions(_policy(stage, GC_FUNCTION)) - gc_used - api_used - JUSTIFIED_EXTRAS - LOG_ACTIONS
-        assert not unused, f"GC policy grants actions GC never needs: {sorted(unused)}"
+    gc_used = {n.action for n in recorder.needs(GC_FUNCTION)}
+    # GC deletes through the same registry code as the API, so its policy holds the API's plus its own.
+    unused = iam_model.granted_actions(_policy(stage, GC_FUNCTION)) - gc_used - api_used - JUSTIFIED_EXTRAS - LOG_ACTIONS
+    assert not unused, f"GC policy grants actions GC never needs: {sorted(unused)}"
 
 
 def test_the_cve_scan_policy_allows_every_call_a_scan_makes(recorded):
-    stage, recorder, _ = recorded
+    stage, recorder = recorded
     needs = recorder.needs(SCAN_FUNCTION)
     assert {"ReceiveMessage", "DeleteMessage", "GetObject", "GetItem", "PutItem"} <= {n.operation for n in needs}
     assert any(n.action == "s3:PutObject" and "/_cve/results/" in n.resource for n in needs), "findings too large for their item"
@@ -347,7 +342,7 @@ def test_the_cve_scan_policy_allows_every_call_a_scan_makes(recorded):
 
 
 def test_the_cve_database_policy_allows_every_call_an_update_makes(recorded):
-    stage, recorder, _ = recorded
+    stage, recorder = recorded
     needs = recorder.needs(DB_UPDATE_FUNCTION)
     operations = {n.operation for n in needs}
     assert {"HeadObject", "GetObject", "PutObject", "DeleteObjects", "ListObjectsV2", "Query", "PutItem"} <= operations
@@ -356,7 +351,7 @@ def test_the_cve_database_policy_allows_every_call_an_update_makes(recorded):
 
 
 def test_the_cve_policies_grant_nothing_unused(recorded):
-    stage, recorder, _ = recorded
+    stage, recorder = recorded
     for function in (SCAN_FUNCTION, DB_UPDATE_FUNCTION):
         used = {n.action for n in recorder.needs(function)}
         unused = iam_model.granted_actions(_policy(stage, function)) - used - JUSTIFIED_EXTRAS - LOG_ACTIONS
@@ -365,7 +360,7 @@ def test_the_cve_policies_grant_nothing_unused(recorded):
 
 def test_the_cve_functions_write_only_under_cve_and_the_repository_table(recorded):
     """They read the whole registry but may change nothing of it: no blob, manifest, tag or session can be written or deleted."""
-    stage, recorder, _ = recorded
+    stage, recorder = recorded
     config = stage_config(stage)
     root = f"arn:aws:s3:::{config.storage.storageDriver.bucket}/{config.storage.storageDriver.rootdirectory}"
     writes = {"s3:PutObject", "s3:DeleteObject", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
@@ -381,7 +376,7 @@ def test_the_cve_functions_write_only_under_cve_and_the_repository_table(recorde
 
 
 def test_the_api_only_sends_to_the_scan_queue(recorded):
-    stage, recorder, _ = recorded
+    stage, recorder = recorded
     queue_needs = [n for n in recorder.needs(API_FUNCTION) if n.action.startswith("sqs:")]
     assert {n.action for n in queue_needs} == {"sqs:SendMessage"}
     assert {n.resource.split(":")[-1] for n in queue_needs} == {scan_queues(stage).name}
@@ -410,9 +405,7 @@ def test_an_s3_source_outside_the_bucket_is_granted_to_the_update_alone(tmp_path
 
 def test_api_calls_on_gc_only_resources_are_refused(recorded):
     """The API role cannot scan sessions or query the orphan index: those belong to the GC role alone."""
-    stage, recorder, gc_ran = recorded
-    if not gc_ran:
-        pytest.skip("chalicelib.lifecycle.gc is not there yet")
+    stage, recorder = recorded
     gc_only = [n for n in recorder.needs(GC_FUNCTION) if n.operation in {"Scan", "ListMultipartUploads"} or "/index/" in n.resource]
     assert gc_only and all(not iam_model.allowed(_policy(stage, API_FUNCTION), n.action, n.resource) for n in gc_only)
 

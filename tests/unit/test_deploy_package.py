@@ -35,8 +35,9 @@ from chalicelib.deploy.provision import (
 )
 from chalicelib.deploy.templates import QUEUE_URL_VARIABLE, policy_file, template_file
 
+pytestmark = pytest.mark.process  # starts Python, chalice or cfn-lint processes
+
 TIMEOUT = 120
-NO_SCHEDULE = "app.py has no @app.schedule named garbage_collect yet: the GC function's checks are skipped"
 
 
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -61,16 +62,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _has_schedule(project: Path) -> bool:
-    return 'name="garbage_collect"' in (project / "app.py").read_text()
-
-
 @pytest.fixture(scope="module", params=stage_names())
 def cloudformation(request: pytest.FixtureRequest, project: Path) -> tuple[str, Path, dict[str, Any]]:
     stage = request.param
     merge = json.loads(template_file(stage).read_text())
-    if not _has_schedule(project):
-        merge["Resources"].pop("GarbageCollect")  # a bare property override would become a typeless resource
     merge_path = project / f"merge-{stage}.json"
     merge_path.write_text(json.dumps(merge))
     out = project / f"cfn-{stage}"
@@ -123,10 +118,8 @@ def test_cloudformation_has_the_bucket_and_tables(cloudformation):
     assert template["Resources"]["UploadsTable"]["Properties"]["TimeToLiveSpecification"] == {"AttributeName": "expires", "Enabled": True}
 
 
-def test_cloudformation_schedules_garbage_collection(cloudformation, project):
+def test_cloudformation_schedules_garbage_collection(cloudformation):
     stage, _, template = cloudformation
-    if not _has_schedule(project):
-        pytest.skip(NO_SCHEDULE)
     gc = template["Resources"]["GarbageCollect"]["Properties"]
     assert gc["Handler"] == "app.garbage_collect"
     assert gc["FunctionName"] == function_names(stage)[GC_FUNCTION]
@@ -203,7 +196,7 @@ def test_cloudformation_cve_functions_have_their_settings_and_policies(cloudform
     assert _policy(stage, function) != _policy(stage, API_FUNCTION)
 
 
-def test_terraform(terraform, project):
+def test_terraform(terraform):
     stage, template = terraform
     resources = template["resource"]
     assert resources["aws_api_gateway_rest_api"]["rest_api"]["binary_media_types"] == ["*/*"]
@@ -213,8 +206,6 @@ def test_terraform(terraform, project):
     assert handler["memory_size"] == _function_settings(stage, API_FUNCTION)["lambda_memory_size"]
     policies = resources["aws_iam_role_policy"]
     assert json.loads(policies["api_handler_role"]["policy"]) == _policy(stage, API_FUNCTION)
-    if not _has_schedule(project):
-        pytest.skip(NO_SCHEDULE)
     assert resources["aws_lambda_function"]["garbage_collect"]["timeout"] == _function_settings(stage, GC_FUNCTION)["lambda_timeout"]
     assert json.loads(policies["garbage_collect_role"]["policy"]) == _policy(stage, GC_FUNCTION)
     rules = resources["aws_cloudwatch_event_rule"].values()  # garbage_collect's, and cve_db_update's

@@ -205,6 +205,7 @@ def test_log_line_omits_secrets(conn: http.client.HTTPConnection, caplog: pytest
     assert "s3cr3t" not in caplog.text and "b0dy" not in caplog.text
 
 
+@pytest.mark.process
 def test_moto_emulator_serves_s3_and_stops() -> None:
     boto3 = pytest.importorskip("boto3")
 

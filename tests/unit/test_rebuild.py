@@ -29,6 +29,7 @@ def snapshot(client: Client, repos: list[str]) -> dict:
     return state
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dedupe", [True, False])
 def test_rebuild_restores_everything_a_client_sees(aws, config: Config, dedupe: bool):
     config.storage.dedupe = dedupe

@@ -83,6 +83,7 @@ def collect(service, hours: float = 0):
     return GarbageCollector(service, clock=lambda: time.time() + hours * HOUR).run()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dedupe", [True, False])
 def test_rebuild_restores_indexes_whatever_order_their_digests_sort_in(aws, config: Config, dedupe: bool):
     service = build(config, dedupe=dedupe)

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from chalicelib.spec.errors import RangeInvalid
-from tests.conftest import error_code, sha256
+from tests.conftest import at_once, error_code, sha256
 
 MiB = 1 << 20
 
@@ -140,11 +140,13 @@ def test_put_without_digest_is_400(client):
     assert response.status == 400 and error_code(response) == "DIGEST_INVALID"
 
 
-def test_two_requests_racing_on_one_session(service):
-    session = service.registry.start_upload("team/app", "sha256")
-    claimed = service.registry.sessions.claim("team/app", session.id)
-    with pytest.raises(RangeInvalid):
-        service.registry.sessions.claim("team/app", session.id)
+def test_two_requests_racing_on_one_session(atomic_aws, service):
+    """Two requests claim one session at the same instant: exactly one holds the lease, the other gets 416."""
+    for _ in range(10):
+        session = service.registry.start_upload("team/app", "sha256")
+        outcomes = at_once(*[lambda session_id=session.id: service.registry.sessions.claim("team/app", session_id)] * 2)
+        assert sorted(type(o).__name__ for o in outcomes) == ["RangeInvalid", "UploadSession"], outcomes
+    (claimed,) = [o for o in outcomes if not isinstance(o, RangeInvalid)]
     service.registry.sessions.release(claimed)
     service.registry.sessions.claim("team/app", session.id)
 
