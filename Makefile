@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 CONFIG ?= examples/config-local.json
+DATA ?= .zotless
 STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -24,7 +25,7 @@ skopeo:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq skopeo >/dev/null; }
 
 run: setup
-	$(BIN)/zotless serve --config $(CONFIG) --port $(PORT)
+	$(BIN)/zotless serve --config $(CONFIG) --port $(PORT) --data $(DATA)
 
 test: setup skopeo lint
 	$(BIN)/python -m pytest -q

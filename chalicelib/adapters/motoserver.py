@@ -9,7 +9,11 @@ apply each request atomically, so this server does too: DynamoDB requests and S3
 writes run one at a time, and a failed transaction restores only the items it named (the same
 outcome at the cost of the items, not the tables). Plain S3 reads and writes still run in parallel.
 
-Run as `python -m chalicelib.adapters.motoserver -H HOST -p PORT`.
+With `--data DIR` its state lives in DIR: every successful write is journaled (adapters/journal.py)
+and fsynced before it is answered, and the journal is replayed at start. Writes the Atomic lock
+serialises are journaled inside it, so their journal order is the order they were applied in.
+
+Run as `python -m chalicelib.adapters.motoserver -H HOST -p PORT [--data DIR]`.
 """
 
 from __future__ import annotations
@@ -111,12 +115,33 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=int(os.environ.get("MOTO_PORT", 5000)))
+    parser.add_argument("--data", default=None, help="Keep state in this directory (journal + bodies); in memory without it.")
     args = parser.parse_args(argv)
     os.environ.setdefault("MOTO_PORT", str(args.port))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop() asks politely; exit as moto's own server does
     install_item_rollback()
-    app = Atomic(DomainDispatcherApplication(create_backend_app))
+    inner: WsgiApp = DomainDispatcherApplication(create_backend_app)
+    if args.data is not None:
+        inner = _persistent(inner, args.data)
+    app = Atomic(inner)
     run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+
+
+def _persistent(app: WsgiApp, directory: str) -> WsgiApp:
+    """Replay the directory's journal into the app, then journal its writes; a bad directory ends the process."""
+    import time
+    from pathlib import Path
+
+    from chalicelib.adapters.journal import Journal, JournalError
+
+    journal, started = Journal(app, Path(directory)), time.monotonic()
+    try:
+        count = journal.open()
+    except JournalError as error:
+        print(f"motoserver: {error}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    print(f"motoserver: replayed {count} writes from {directory} in {time.monotonic() - started:.2f}s", file=sys.stderr, flush=True)
+    return journal
 
 
 if __name__ == "__main__":

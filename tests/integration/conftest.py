@@ -121,7 +121,8 @@ class RunningRegistry:
 
 
 def _start(tmp: Path, config: dict | None, *options: str) -> RunningRegistry:
-    command = [*zotless_command(), "serve", "--port", "0", *options]
+    keep = () if "--data" in options or "--no-emulator" in options else ("--ephemeral",)  # nothing left in the checkout
+    command = [*zotless_command(), "serve", "--port", "0", *keep, *options]
     if config is not None:
         config_path = tmp / "config.json"
         config_path.write_text(json.dumps(config))
