@@ -17,6 +17,14 @@ are separate files under `bodies/`, fsynced before the line that names them; `up
 id moto gave a CreateMultipartUpload, which the replay gives the new upload too (the registry
 keeps those ids in DynamoDB). A torn last line (a crash mid-append) was never acknowledged and
 is dropped at start.
+
+Replaying costs what moto spends on each request (about 10 ms for a DynamoDB transaction), so
+start-up reads a snapshot first and replays only the journal written after it. The snapshot,
+`snapshot.pickle`, is a cache of moto's backends (taken at a clean stop, after a long replay, and
+every SNAPSHOT_EVERY writes), with object bodies over 64 KiB kept as files under `objects/` and
+read from there when asked for, so neither the snapshot nor start-up reads the blobs. It is
+only used by the moto version that wrote it; any other, or a snapshot that does not load, means
+a full replay of the journal, which stays the record.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import io
 import json
 import logging
 import os
+import pickle
 import re
 import sys
 import threading
@@ -43,6 +52,11 @@ FORMAT = "zotless-emulator-journal"
 VERSION = 1
 JOURNAL = "journal.jsonl"
 BODIES = "bodies"
+SNAPSHOT = "snapshot.pickle"
+SNAPSHOT_FORMAT = "zotless-emulator-snapshot"
+OBJECTS = "objects"
+SNAPSHOT_EVERY = 2000  # journal entries between snapshots: bounds the replay after a crash
+REPLAY_SNAPSHOT = 1000  # a start that replayed more than this many entries takes a snapshot at once
 INLINE_LIMIT = 64 * 1024
 _ADDRESSING = ("PATH_INFO", "QUERY_STRING", "RAW_URI", "REQUEST_URI", "SCRIPT_NAME", "CONTENT_TYPE", "SERVER_NAME",
                "SERVER_PORT", "SERVER_PROTOCOL", "wsgi.url_scheme")
@@ -79,6 +93,40 @@ def _read_body(environ: dict[str, Any]) -> bytes:
     return stream.read() if environ.get("wsgi.input_terminated") else b""
 
 
+class Barrier:
+    """Many writers at once, or one snapshot: a snapshot sees every write applied and journaled, or not begun."""
+
+    def __init__(self) -> None:
+        self.condition = threading.Condition()
+        self.writers = 0
+        self.closed = False
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self.condition:
+            self.condition.wait_for(lambda: not self.closed)
+            self.writers += 1
+        try:
+            yield
+        finally:
+            with self.condition:
+                self.writers -= 1
+                self.condition.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self.condition:
+            self.condition.wait_for(lambda: not self.closed)
+            self.closed = True
+            self.condition.wait_for(lambda: self.writers == 0)
+        try:
+            yield
+        finally:
+            with self.condition:
+                self.closed = False
+                self.condition.notify_all()
+
+
 class Journal:
     """WSGI middleware that appends each successful write to the journal before answering it."""
 
@@ -87,7 +135,10 @@ class Journal:
         self.directory = directory
         self.bodies = directory / BODIES
         self.lock = threading.Lock()
+        self.barrier = Barrier()
         self.seq = 0
+        self.snapshot_seq = 0
+        self.snapshotting = threading.Lock()
         self.file: BinaryIO | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -96,6 +147,15 @@ class Journal:
         body = _read_body(environ)
         environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
         environ.pop("HTTP_TRANSFER_ENCODING", None)
+        with self.barrier.shared():
+            captured, answer = self._apply(environ, body)
+        start_response(*captured)
+        if self.seq - self.snapshot_seq >= SNAPSHOT_EVERY and not self.snapshotting.locked():
+            threading.Thread(target=self.snapshot, name="emulator-snapshot", daemon=True).start()
+        return [answer]
+
+    def _apply(self, environ: dict[str, Any], body: bytes) -> tuple[list[Any], bytes]:
+        """Run the write, then journal it if it succeeded: both inside the barrier's shared side."""
         captured: list[Any] = []
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
@@ -111,8 +171,7 @@ class Journal:
                 close()
         if captured and captured[0][:1] == "2":
             self.append(environ, body, answer)
-        start_response(*captured)
-        return [answer]
+        return captured, answer
 
     def append(self, environ: dict[str, Any], body: bytes, answer: bytes) -> None:
         """Durable before returning: body file fsynced, then the line; failing to write ends the emulator."""
@@ -162,19 +221,37 @@ class Journal:
         self.bodies.mkdir(exist_ok=True)
         self._lock_directory()
         path = self.directory / JOURNAL
-        entries = list(read_entries(path))
+        self.seq = self.snapshot_seq = load_snapshot(self.directory)
+        count = 0
         with forced_upload_ids() as force:
-            for entry in entries:
-                replay(self.app, entry, self.directory, force)
-        self.seq = entries[-1]["seq"] if entries else 0
+            for entry in read_entries(path):
+                if entry["seq"] > self.snapshot_seq:
+                    replay(self.app, entry, self.directory, force)
+                    self.seq, count = entry["seq"], count + 1
         self.file = path.open("ab")
-        if not entries and self.file.tell() == 0:
+        if count > REPLAY_SNAPSHOT:
+            self.snapshot()
+        if self.file.tell() == 0:
             header = {"format": FORMAT, "version": VERSION, "moto": _moto_version(), "created": round(time.time(), 3)}
             self.file.write(json.dumps(header).encode() + b"\n")
             self.file.flush()
             os.fsync(self.file.fileno())
             _fsync_directory(self.directory)
-        return len(entries)
+        return count
+
+    def snapshot(self) -> None:
+        """Write a snapshot of moto's state as of the last journaled write; one at a time, writes wait meanwhile."""
+        if self.file is None or not self.snapshotting.acquire(blocking=False):
+            return
+        try:
+            with self.barrier.exclusive():
+                if self.seq != self.snapshot_seq:
+                    write_snapshot(self.directory, self.seq)
+                    self.snapshot_seq = self.seq
+        except Exception:  # a snapshot only saves replay time; the journal still holds everything
+            logger.exception("cannot write a snapshot in %s; the journal is complete without it", self.directory)
+        finally:
+            self.snapshotting.release()
 
     def _lock_directory(self) -> None:
         self._lockfile = (self.directory / "lock").open("a")
@@ -189,23 +266,20 @@ def read_entries(path: Path) -> Iterator[dict[str, Any]]:
     if not path.exists():
         return
     with path.open("r+b") as file:
-        lines = file.read().split(b"\n")
         good = 0
-        for number, line in enumerate(lines):
-            if not line:
-                continue
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                if number < len(lines) - 2:
-                    raise JournalError(f"{path}: line {number + 1} is not JSON") from None
+        for number, line in enumerate(iter(file.readline, b""), start=1):
+            if not line.endswith(b"\n"):  # written without its end: the append never finished, nor its fsync
                 logger.warning("dropping a torn last line from %s (a crash while it was written; never acknowledged)", path)
                 file.truncate(good)
                 file.flush()
                 os.fsync(file.fileno())
                 return
-            good += len(line) + 1
-            if number == 0:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                raise JournalError(f"{path}: line {number} is not JSON") from None
+            good += len(line)
+            if number == 1:
                 _check_header(path, entry)
             else:
                 yield entry
@@ -255,6 +329,129 @@ def forced_upload_ids() -> Iterator[Callable[[str | None], None]]:
         yield lambda upload_id: forced.__setitem__(0, upload_id)
     finally:
         FakeMultipart.__init__ = original  # type: ignore[method-assign]
+
+
+class LazyFile:
+    """A snapshot object's body, read from its file when moto asks: restored keys cost no memory nor descriptor."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.position = 0
+        self.closed = False
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.position = offset if whence == 0 else self.position + offset if whence == 1 else self.path.stat().st_size + offset
+        return self.position
+
+    def tell(self) -> int:
+        return self.position
+
+    def read(self, size: int = -1) -> bytes:
+        if self.closed:
+            raise ValueError("read of a closed file")
+        with self.path.open("rb") as file:
+            file.seek(self.position)
+            data = file.read(size)
+        self.position += len(data)
+        return data
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _SnapshotPickler(pickle.Pickler):
+    """Pickles moto's backends with every object body over INLINE_LIMIT kept as a file under objects/."""
+
+    def __init__(self, file: BinaryIO, objects: Path) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.objects = objects
+        self.kept: set[str] = set()
+
+    def reducer_override(self, obj: Any) -> Any:
+        from moto.s3.models import FakeKey
+
+        if not isinstance(obj, FakeKey) or obj.contentsize <= INLINE_LIMIT or getattr(obj, "disposed", False):
+            return NotImplemented
+        name = getattr(obj, "_zotless_object", None)
+        if name is None or not (self.objects / name).exists():
+            name = self._write(obj)
+            obj._zotless_object = name
+        self.kept.add(name)
+        state = {k: v for k, v in obj.__dict__.items() if k not in ("_value_buffer", "lock")}
+        return _restore_key, (type(obj), state, name)
+
+    def _write(self, key: Any) -> str:
+        name = uuid.uuid4().hex
+        with (self.objects / name).open("wb") as out, key.lock:
+            key._value_buffer.seek(0)
+            while block := key._value_buffer.read(16 << 20):
+                out.write(block)
+            out.flush()
+            os.fsync(out.fileno())
+        return name
+
+
+_UNUSABLE = (OSError, EOFError, ValueError, TypeError, KeyError, AttributeError, ImportError, pickle.UnpicklingError)
+_loading: list[Path] = []  # the objects/ directory of the snapshot being loaded
+
+
+def _restore_key(cls: type, state: dict[str, Any], name: str) -> Any:
+    key = cls.__new__(cls)
+    key.__dict__.update(state)
+    key._value_buffer = LazyFile(_loading[-1] / name)
+    key.lock = threading.Lock()
+    return key
+
+
+def _backends() -> dict[str, Any]:
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.s3.models import s3_backends
+
+    return {"s3": s3_backends, "dynamodb": dynamodb_backends}
+
+
+def write_snapshot(directory: Path, seq: int) -> None:
+    """snapshot.pickle as of journal entry `seq`: bodies first, then the pickle, renamed into place; stale bodies go."""
+    objects = directory / OBJECTS
+    objects.mkdir(exist_ok=True)
+    state = {name: {account: dict(regions) for account, regions in backends.items()} for name, backends in _backends().items()}
+    header = {"format": SNAPSHOT_FORMAT, "version": VERSION, "moto": _moto_version(), "seq": seq, "time": round(time.time(), 3)}
+    temporary = directory / (SNAPSHOT + ".tmp")
+    with temporary.open("wb") as file:
+        pickler = _SnapshotPickler(file, objects)
+        pickler.dump({**header, "backends": state})
+        file.flush()
+        os.fsync(file.fileno())
+    _fsync_directory(objects)
+    os.replace(temporary, directory / SNAPSHOT)
+    _fsync_directory(directory)
+    for path in objects.iterdir():
+        if path.name not in pickler.kept:
+            path.unlink()
+    logger.info("snapshot of the emulator at journal entry %d in %s", seq, directory)
+
+
+def load_snapshot(directory: Path) -> int:
+    """Install the snapshot's backends and return the journal entry it stands for; 0 (replay all) if unusable."""
+    path = directory / SNAPSHOT
+    if not path.exists():
+        return 0
+    _loading.append(directory / OBJECTS)
+    try:
+        with path.open("rb") as file:
+            snapshot = pickle.load(file)
+        if snapshot.get("format") != SNAPSHOT_FORMAT or snapshot.get("version") != VERSION or snapshot.get("moto") != _moto_version():
+            raise ValueError(f"snapshot of {snapshot.get('format')} {snapshot.get('version')} by moto {snapshot.get('moto')}")
+    except _UNUSABLE as error:  # written by another moto or damaged: the journal alone rebuilds the state
+        print(f"motoserver: ignoring {path} ({error}); replaying the whole journal", file=sys.stderr, flush=True)
+        return 0
+    finally:
+        _loading.pop()
+    for name, backends in _backends().items():
+        for account, regions in snapshot["backends"][name].items():
+            for region, backend in regions.items():
+                backends[account][region] = backend
+    return int(snapshot["seq"])
 
 
 def _fsync_directory(path: Path) -> None:

@@ -25,8 +25,11 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from unittest import mock
+
+if TYPE_CHECKING:
+    from chalicelib.adapters.journal import Journal
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Saved = list[tuple[Any, Any, Any, Any]]
@@ -121,13 +124,16 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop() asks politely; exit as moto's own server does
     install_item_rollback()
     inner: WsgiApp = DomainDispatcherApplication(create_backend_app)
-    if args.data is not None:
-        inner = _persistent(inner, args.data)
-    app = Atomic(inner)
-    run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    journal = _persistent(inner, args.data) if args.data is not None else None
+    app = Atomic(journal or inner)
+    try:
+        run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    finally:
+        if journal is not None:
+            journal.snapshot()  # a clean stop leaves a snapshot, so the next start replays nothing
 
 
-def _persistent(app: WsgiApp, directory: str) -> WsgiApp:
+def _persistent(app: WsgiApp, directory: str) -> Journal:
     """Replay the directory's journal into the app, then journal its writes; a bad directory ends the process."""
     import time
     from pathlib import Path

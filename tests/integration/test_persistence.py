@@ -90,3 +90,26 @@ def test_ephemeral_keeps_nothing(tmp_path: Path) -> None:
         assert again("GET", "/v2/gone/soon/tags/list").status_code == 404
     finally:
         stop_cleanly(again)
+
+
+def test_writes_after_a_snapshot_survive_a_kill(tmp_path: Path) -> None:
+    """A clean stop leaves a snapshot; what is pushed after it lives in the journal only, and survives kill -9."""
+    data = tmp_path / "data"
+    registry = start(tmp_path, data, "first")
+    try:
+        before, _ = registry.push_image("keep/old", "v1", [os.urandom(200_000)])
+    finally:
+        stop_cleanly(registry)
+    assert (data / "snapshot.pickle").exists()
+    registry = start(tmp_path, data, "second")
+    try:
+        after, manifest = registry.push_image("keep/new", "v1", [os.urandom(300_000)])
+    finally:
+        kill_everything(registry)
+    again = start(tmp_path, data, "third")
+    try:
+        assert again("HEAD", "/v2/keep/old/manifests/v1").headers["Docker-Content-Digest"] == before
+        assert again("HEAD", "/v2/keep/new/manifests/v1").headers["Docker-Content-Digest"] == after
+        assert sha256(again.pull_blob("keep/new", manifest["layers"][0]["digest"]).content) == manifest["layers"][0]["digest"]
+    finally:
+        stop_cleanly(again)
