@@ -48,6 +48,7 @@ def serve(config_path: str | None, host: str | None, port: int | None, emulator:
     """Serve the registry over HTTP, with the embedded emulator when no AWS endpoint is configured."""
     from chalicelib.adapters.emulator import EmulatorError
     from chalicelib.adapters.local import DEFAULT_DATA, configure_logging, local_service, start_gc_schedule
+    from chalicelib.ops.local import Operations
 
     if ephemeral and data_dir is not None:
         raise click.UsageError("--data and --ephemeral exclude each other")
@@ -66,8 +67,8 @@ def serve(config_path: str | None, host: str | None, port: int | None, emulator:
 
     try:
         with local_service(config, emulator, emulator_died, data) as (service, endpoint):
-            server.app = service.api.handle
-            if lambda_mode:
+            server.app = Operations(service).wrap(service.api.handle)  # /livez, /readyz, /startupz, /metrics
+            if lambda_mode:  # health through app.py's routes, metrics as its EMF lines (on stderr here)
                 from chalicelib.adapters.lambdamode import lambda_handler
 
                 server.app = lambda_handler(config_path, config)
