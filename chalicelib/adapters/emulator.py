@@ -18,6 +18,7 @@ HOST = "127.0.0.1"
 START_TIMEOUT = 20.0
 REPLAY_TIMEOUT = 1800.0  # with a data directory the port opens once the journal is replayed
 STOP_TIMEOUT = 5.0
+SNAPSHOT_TIMEOUT = 120.0  # with a data directory a clean stop writes a snapshot first (killing it only costs replay time)
 
 
 class EmulatorError(RuntimeError):
@@ -27,8 +28,9 @@ class EmulatorError(RuntimeError):
 class MotoEmulator:
     """A running moto_server child; stop() (or leaving the with-block, or interpreter exit) ends it."""
 
-    def __init__(self, process: subprocess.Popen[bytes], port: int, log_path: Path | None) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], port: int, log_path: Path | None, stop_timeout: float = STOP_TIMEOUT) -> None:
         self.process = process
+        self.stop_timeout = stop_timeout
         self.port = port
         self.endpoint = f"http://{HOST}:{port}"
         self.log_path = log_path
@@ -55,7 +57,7 @@ class MotoEmulator:
             return
         self.process.terminate()
         try:
-            self.process.wait(timeout=STOP_TIMEOUT)
+            self.process.wait(timeout=self.stop_timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
@@ -118,7 +120,7 @@ def _spawn(port: int, log_path: Path | None, data: str | Path | None = None) -> 
     finally:
         if not isinstance(log, int):
             log.close()
-    return MotoEmulator(process, port, log_path)
+    return MotoEmulator(process, port, log_path, STOP_TIMEOUT if data is None else SNAPSHOT_TIMEOUT)
 
 
 def _wait_ready(emulator: MotoEmulator, timeout: float) -> bool:
