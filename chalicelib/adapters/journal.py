@@ -246,8 +246,10 @@ class Journal:
         try:
             with self.barrier.exclusive():
                 if self.seq != self.snapshot_seq:
+                    started = time.monotonic()
                     write_snapshot(self.directory, self.seq)
                     self.snapshot_seq = self.seq
+                    print(f"motoserver: snapshot at journal entry {self.seq} in {time.monotonic() - started:.2f}s", file=sys.stderr, flush=True)
         except Exception:  # a snapshot only saves replay time; the journal still holds everything
             logger.exception("cannot write a snapshot in %s; the journal is complete without it", self.directory)
         finally:
@@ -428,7 +430,6 @@ def write_snapshot(directory: Path, seq: int) -> None:
     for path in objects.iterdir():
         if path.name not in pickler.kept:
             path.unlink()
-    logger.info("snapshot of the emulator at journal entry %d in %s", seq, directory)
 
 
 def load_snapshot(directory: Path) -> int:
