@@ -93,40 +93,6 @@ def _read_body(environ: dict[str, Any]) -> bytes:
     return stream.read() if environ.get("wsgi.input_terminated") else b""
 
 
-class Barrier:
-    """Many writers at once, or one snapshot: a snapshot sees every write applied and journaled, or not begun."""
-
-    def __init__(self) -> None:
-        self.condition = threading.Condition()
-        self.writers = 0
-        self.closed = False
-
-    @contextmanager
-    def shared(self) -> Iterator[None]:
-        with self.condition:
-            self.condition.wait_for(lambda: not self.closed)
-            self.writers += 1
-        try:
-            yield
-        finally:
-            with self.condition:
-                self.writers -= 1
-                self.condition.notify_all()
-
-    @contextmanager
-    def exclusive(self) -> Iterator[None]:
-        with self.condition:
-            self.condition.wait_for(lambda: not self.closed)
-            self.closed = True
-            self.condition.wait_for(lambda: self.writers == 0)
-        try:
-            yield
-        finally:
-            with self.condition:
-                self.closed = False
-                self.condition.notify_all()
-
-
 class Journal:
     """WSGI middleware that appends each successful write to the journal before answering it."""
 
@@ -134,8 +100,7 @@ class Journal:
         self.app = app
         self.directory = directory
         self.bodies = directory / BODIES
-        self.lock = threading.Lock()
-        self.barrier = Barrier()
+        self.lock = threading.Lock()  # held from applying a write to journaling it: the journal's order is moto's
         self.seq = 0
         self.snapshot_seq = 0
         self.snapshotting = threading.Lock()
@@ -147,15 +112,18 @@ class Journal:
         body = _read_body(environ)
         environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
         environ.pop("HTTP_TRANSFER_ENCODING", None)
-        with self.barrier.shared():
-            captured, answer = self._apply(environ, body)
+        stored = self._store(body) if len(body) > INLINE_LIMIT else None  # the slow part, outside the lock
+        with self.lock:
+            captured, answer = self._apply(environ, body, stored)
+        if stored is not None and captured[0][:1] != "2":
+            (self.directory / stored).unlink(missing_ok=True)
         start_response(*captured)
         if self.seq - self.snapshot_seq >= SNAPSHOT_EVERY and not self.snapshotting.locked():
             threading.Thread(target=self.snapshot, name="emulator-snapshot", daemon=True).start()
         return [answer]
 
-    def _apply(self, environ: dict[str, Any], body: bytes) -> tuple[list[Any], bytes]:
-        """Run the write, then journal it if it succeeded: both inside the barrier's shared side."""
+    def _apply(self, environ: dict[str, Any], body: bytes, stored: str | None) -> tuple[list[Any], bytes]:
+        """Run the write, then journal it if it succeeded, under self.lock: a snapshot sees both or neither."""
         captured: list[Any] = []
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
@@ -170,33 +138,32 @@ class Journal:
             if close is not None:
                 close()
         if captured and captured[0][:1] == "2":
-            self.append(environ, body, answer)
+            self.append(environ, body, answer, stored)
         return captured, answer
 
-    def append(self, environ: dict[str, Any], body: bytes, answer: bytes) -> None:
+    def append(self, environ: dict[str, Any], body: bytes, answer: bytes, stored: str | None) -> None:
         """Durable before returning: body file fsynced, then the line; failing to write ends the emulator."""
         try:
-            entry = self._entry(environ, body, answer)
-            with self.lock:
-                self.seq += 1
-                entry["seq"] = self.seq
-                assert self.file is not None
-                self.file.write(json.dumps(entry, separators=(",", ":")).encode() + b"\n")
-                self.file.flush()
-                os.fsync(self.file.fileno())
+            entry = self._entry(environ, body, answer, stored)
+            self.seq += 1
+            entry["seq"] = self.seq
+            assert self.file is not None
+            self.file.write(json.dumps(entry, separators=(",", ":")).encode() + b"\n")
+            self.file.flush()
+            os.fsync(self.file.fileno())
         except Exception:  # the write is applied in memory but not durable: stop rather than diverge
             logger.exception("cannot append to the emulator's journal in %s; stopping", self.directory)
             sys.stderr.flush()
             os._exit(70)
 
-    def _entry(self, environ: dict[str, Any], body: bytes, answer: bytes) -> dict[str, Any]:
+    def _entry(self, environ: dict[str, Any], body: bytes, answer: bytes, stored: str | None) -> dict[str, Any]:
         kept = {k: v for k, v in environ.items() if (k in _ADDRESSING or k.startswith("HTTP_")) and k not in _DROPPED and isinstance(v, str)}
         entry: dict[str, Any] = {"time": round(time.time(), 3), "method": environ["REQUEST_METHOD"], "environ": kept}
         found = _CREDENTIAL.search(str(environ.get("HTTP_AUTHORIZATION", "")))
         if found:
             entry["credential"] = found.group(1)
-        if len(body) > INLINE_LIMIT:
-            entry["file"] = self._store(body)
+        if stored is not None:
+            entry["file"] = stored
         elif body:
             entry["body"] = base64.b64encode(body).decode()
         if environ["REQUEST_METHOD"] == "POST" and "uploads" in str(environ.get("QUERY_STRING", "")).split("&"):
@@ -222,12 +189,16 @@ class Journal:
         self._lock_directory()
         path = self.directory / JOURNAL
         self.seq = self.snapshot_seq = load_snapshot(self.directory)
-        count = 0
+        count, referenced = 0, set()
         with forced_upload_ids() as force:
             for entry in read_entries(path):
+                referenced.add(entry.get("file"))
                 if entry["seq"] > self.snapshot_seq:
                     replay(self.app, entry, self.directory, force)
                     self.seq, count = entry["seq"], count + 1
+        for body in self.bodies.iterdir():  # written just before a crash, never journaled
+            if f"{BODIES}/{body.name}" not in referenced:
+                body.unlink()
         self.file = path.open("ab")
         if count > REPLAY_SNAPSHOT:
             self.snapshot()
@@ -244,7 +215,7 @@ class Journal:
         if self.file is None or not self.snapshotting.acquire(blocking=False):
             return
         try:
-            with self.barrier.exclusive():
+            with self.lock:
                 if self.seq != self.snapshot_seq:
                     started = time.monotonic()
                     write_snapshot(self.directory, self.seq)

@@ -10,8 +10,9 @@ writes run one at a time, and a failed transaction restores only the items it na
 outcome at the cost of the items, not the tables). Plain S3 reads and writes still run in parallel.
 
 With `--data DIR` its state lives in DIR: every successful write is journaled (adapters/journal.py)
-and fsynced before it is answered, and the journal is replayed at start. Writes the Atomic lock
-serialises are journaled inside it, so their journal order is the order they were applied in.
+and fsynced before it is answered, and the journal is replayed at start. Writes are applied and
+journaled one at a time (their bodies are written to disk before, in parallel), so the journal's
+order is the order moto applied them in.
 
 Run as `python -m chalicelib.adapters.motoserver -H HOST -p PORT [--data DIR]`.
 """
