@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from chalicelib.ops.prometheus import PrometheusMetrics
 
 Handler = Callable[[Request], Response]
+logger = logging.getLogger("zotless.ops")
 
 
 def repository_bytes(service: Service, repo: str) -> int:
@@ -54,7 +56,10 @@ class Operations:
             started = time.monotonic()
             response = handler(request)
             if self.metrics is not None:
-                self.observe(request, response, time.monotonic() - started)
+                try:
+                    self.observe(request, response, time.monotonic() - started)
+                except Exception:  # the request was served: a failed measure (storage bytes read) must not turn it into a 500
+                    logger.exception("could not record metrics for %s %s", request.method, request.path)
             return response
 
         return handle

@@ -148,3 +148,11 @@ def _digest(data: bytes) -> str:
     import hashlib
 
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def test_a_push_is_answered_even_when_its_storage_bytes_cannot_be_read(service, served) -> None:
+    """zot_repo_storage_bytes queries the index after a push; that query failing must not turn the 201 into a 500."""
+    client = Client(SimpleNamespace(api=SimpleNamespace(handle=served)))
+    faults = Faults().attach(service.index.table.client)
+    faults.add("Query", dynamo_error("InternalServerError"), times=10)
+    client.push_image("team/app", "v1", [b"layer"])  # asserts the 201
