@@ -55,7 +55,8 @@ BODIES = "bodies"
 SNAPSHOT = "snapshot.pickle"
 SNAPSHOT_FORMAT = "zotless-emulator-snapshot"
 OBJECTS = "objects"
-SNAPSHOT_EVERY = 2000  # journal entries between snapshots: bounds the replay after a crash
+SNAPSHOT_EVERY = 2000  # journal entries between snapshots at least: bounds the replay after a crash
+SNAPSHOT_SHARE = 0.05  # and writes wait for snapshots at most this share of the time (they grow with the state)
 REPLAY_SNAPSHOT = 1000  # a start that replayed more than this many entries takes a snapshot at once
 INLINE_LIMIT = 64 * 1024
 _ADDRESSING = ("PATH_INFO", "QUERY_STRING", "RAW_URI", "REQUEST_URI", "SCRIPT_NAME", "CONTENT_TYPE", "SERVER_NAME",
@@ -104,6 +105,7 @@ class Journal:
         self.seq = 0
         self.snapshot_seq = 0
         self.snapshotting = threading.Lock()
+        self.next_snapshot = 0.0  # monotonic time before which no periodic snapshot starts
         self.file: BinaryIO | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -118,7 +120,8 @@ class Journal:
         if stored is not None and captured[0][:1] != "2":
             (self.directory / stored).unlink(missing_ok=True)
         start_response(*captured)
-        if self.seq - self.snapshot_seq >= SNAPSHOT_EVERY and not self.snapshotting.locked():
+        due = self.seq - self.snapshot_seq >= SNAPSHOT_EVERY and time.monotonic() >= self.next_snapshot
+        if due and not self.snapshotting.locked():
             threading.Thread(target=self.snapshot, name="emulator-snapshot", daemon=True).start()
         return [answer]
 
@@ -220,7 +223,9 @@ class Journal:
                     started = time.monotonic()
                     write_snapshot(self.directory, self.seq)
                     self.snapshot_seq = self.seq
-                    print(f"motoserver: snapshot at journal entry {self.seq} in {time.monotonic() - started:.2f}s", file=sys.stderr, flush=True)
+                    took = time.monotonic() - started
+                    self.next_snapshot = time.monotonic() + took / SNAPSHOT_SHARE
+                    print(f"motoserver: snapshot at journal entry {self.seq} in {took:.2f}s", file=sys.stderr, flush=True)
         except Exception:  # a snapshot only saves replay time; the journal still holds everything
             logger.exception("cannot write a snapshot in %s; the journal is complete without it", self.directory)
         finally:
