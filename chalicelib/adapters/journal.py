@@ -346,8 +346,11 @@ class _SnapshotPickler(pickle.Pickler):
         self.kept: set[str] = set()
 
     def reducer_override(self, obj: Any) -> Any:
+        from moto.dynamodb.models.dynamo_type import LimitedSizeDict
         from moto.s3.models import FakeKey
 
+        if type(obj) is LimitedSizeDict:  # an item's attributes: unpickled key by key, each insert re-sums the item
+            return _restore_dict, (type(obj), dict(obj))
         if not isinstance(obj, FakeKey) or obj.contentsize <= INLINE_LIMIT or getattr(obj, "disposed", False):
             return NotImplemented
         name = getattr(obj, "_zotless_object", None)
@@ -371,6 +374,12 @@ class _SnapshotPickler(pickle.Pickler):
 
 _UNUSABLE = (OSError, EOFError, ValueError, TypeError, KeyError, AttributeError, ImportError, pickle.UnpicklingError)
 _loading: list[Path] = []  # the objects/ directory of the snapshot being loaded
+
+
+def _restore_dict(cls: type, items: dict[str, Any]) -> Any:
+    restored = cls.__new__(cls)
+    dict.update(restored, items)  # dict's own update: the subclass's size check ran when the item was written
+    return restored
 
 
 def _restore_key(cls: type, state: dict[str, Any], name: str) -> Any:
