@@ -1,7 +1,8 @@
 """The package tree is the architecture: imports only go down the layers, and every package says what it owns.
 
 Layers, top to bottom (a package may import its own modules and any package below it, never one
-above it or beside it): the CLI; adapters and deploy; operations (health, metrics); lifecycle; the API; search; auth and cve (beside each other); the registry model;
+above it or beside it): the CLI; adapters and deploy; operations (health, metrics); lifecycle; the API; search;
+auth and cve (beside each other); the registry model;
 storage; config; the spec's vocabulary. Lazy imports inside functions count too.
 """
 
