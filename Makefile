@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 CONFIG ?= examples/config-local.json
+DATA ?= .zotless
 STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -25,7 +26,7 @@ skopeo:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq skopeo >/dev/null; }
 
 run: setup
-	$(BIN)/zotless serve --config $(CONFIG) --port $(PORT)
+	$(BIN)/zotless serve --config $(CONFIG) --port $(PORT) --data $(DATA)
 
 # Unit tests in parallel (each has its own in-process moto); integration tests serially, since they
 # share session-scoped servers that every xdist worker would otherwise start again.

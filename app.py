@@ -22,6 +22,7 @@ from chalicelib.config.durations import gc_interval_seconds, interval_seconds
 
 if TYPE_CHECKING:
     from chalicelib.api.service import Service
+    from chalicelib.ops.health import Health
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 GC_SAFETY_SECONDS = 30  # stop before Lambda's limit; the next run continues from the cursor
@@ -73,9 +74,44 @@ if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") in ("provisioned-concurrency
 
 
 def serve() -> Response:
-    current = app.current_request
-    result = service().api.handle(request_from_event(current.to_original_event(), current.raw_body or b""))
+    current, started = app.current_request, time.monotonic()
+    request = request_from_event(current.to_original_event(), current.raw_body or b"")
+    result = service().api.handle(request)
+    if service().config.extensions.metrics.enable:
+        from chalicelib.ops.emf import emit
+        from chalicelib.ops.measures import measure
+
+        emit(measure(request.method, request.path, result, time.monotonic() - started))  # an EMF line: no API call
     return Response(body=result.body_bytes(), headers=dict(result.headers.items()), status_code=result.status)
+
+
+@cache
+def health() -> Health:
+    from chalicelib.ops.health import Health
+
+    return Health(service())
+
+
+def check(path: str) -> Response:
+    result = health().answer(path)
+    return Response(body=result.body_bytes(), headers=dict(result.headers.items()), status_code=result.status)
+
+
+@app.route("/livez", methods=["GET"])
+def livez() -> Response:
+    """zot's health endpoints (chalicelib/ops/health.py); unauthenticated, as zot's are."""
+    return check("/livez")
+
+
+@app.route("/readyz", methods=["GET"])
+def readyz() -> Response:
+    """503 when S3 or DynamoDB does not answer."""
+    return check("/readyz")
+
+
+@app.route("/startupz", methods=["GET"])
+def startupz() -> Response:
+    return check("/startupz")
 
 
 @app.route("/v2", methods=ALL_METHODS, content_types=["*/*"])

@@ -16,7 +16,9 @@ from types import TracebackType
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 20.0
+REPLAY_TIMEOUT = 1800.0  # with a data directory the port opens once the journal is replayed
 STOP_TIMEOUT = 5.0
+SNAPSHOT_TIMEOUT = 120.0  # with a data directory a clean stop writes a snapshot first (killing it only costs replay time)
 
 
 class EmulatorError(RuntimeError):
@@ -26,8 +28,9 @@ class EmulatorError(RuntimeError):
 class MotoEmulator:
     """A running moto_server child; stop() (or leaving the with-block, or interpreter exit) ends it."""
 
-    def __init__(self, process: subprocess.Popen[bytes], port: int, log_path: Path | None) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], port: int, log_path: Path | None, stop_timeout: float = STOP_TIMEOUT) -> None:
         self.process = process
+        self.stop_timeout = stop_timeout
         self.port = port
         self.endpoint = f"http://{HOST}:{port}"
         self.log_path = log_path
@@ -54,7 +57,7 @@ class MotoEmulator:
             return
         self.process.terminate()
         try:
-            self.process.wait(timeout=STOP_TIMEOUT)
+            self.process.wait(timeout=self.stop_timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
@@ -78,19 +81,36 @@ def moto_command() -> list[str]:
     return [sys.executable, "-m", "chalicelib.adapters.motoserver"]
 
 
-def start_moto(log_path: str | Path | None = None, timeout: float = START_TIMEOUT, attempts: int = 3) -> MotoEmulator:
-    """Start moto_server on a free loopback port and return once it answers HTTP."""
-    path = Path(log_path) if log_path is not None else None
+def start_moto(log_path: str | Path | None = None, timeout: float | None = None, attempts: int = 3, data: str | Path | None = None) -> MotoEmulator:
+    """Start moto_server on a free loopback port and return once it answers HTTP.
+
+    With `data`, its state is kept in that directory (replayed at start, journaled as it changes)
+    and its log goes to data/emulator.log unless log_path says otherwise.
+    """
+    if data is not None:
+        Path(data).mkdir(parents=True, exist_ok=True)
+    path = Path(log_path) if log_path is not None else Path(data) / "emulator.log" if data is not None else None
+    wait = timeout if timeout is not None else REPLAY_TIMEOUT if data is not None else START_TIMEOUT
     for _ in range(attempts):
-        emulator = _spawn(free_port(), path)
-        if _wait_ready(emulator, timeout):
+        emulator = _spawn(free_port(), path, data)
+        if _wait_ready(emulator, wait):
             return emulator
         emulator.stop()
-    raise EmulatorError(f"moto_server did not start after {attempts} attempts (log: {path or 'discarded'})")
+        if data is not None and emulator.process.returncode == 2:  # the data directory was refused: retrying cannot help
+            break
+    raise EmulatorError(f"moto_server did not start (log: {path or 'discarded'}){_tail(path)}")
 
 
-def _spawn(port: int, log_path: Path | None) -> MotoEmulator:
-    command = [*moto_command(), "-H", HOST, "-p", str(port)]
+def _tail(path: Path | None) -> str:
+    """The log's last motoserver line, which says why a data directory was refused."""
+    if path is None or not path.exists():
+        return ""
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.startswith("motoserver:")]
+    return f": {lines[-1]}" if lines else ""
+
+
+def _spawn(port: int, log_path: Path | None, data: str | Path | None = None) -> MotoEmulator:
+    command = [*moto_command(), "-H", HOST, "-p", str(port)] + (["--data", str(data)] if data is not None else [])
     env = {**os.environ, "MOTO_PORT": str(port)}  # moto builds self-referencing URLs from MOTO_PORT, not from -p
     log = log_path.open("ab") if log_path is not None else subprocess.DEVNULL
     try:
@@ -100,7 +120,7 @@ def _spawn(port: int, log_path: Path | None) -> MotoEmulator:
     finally:
         if not isinstance(log, int):
             log.close()
-    return MotoEmulator(process, port, log_path)
+    return MotoEmulator(process, port, log_path, STOP_TIMEOUT if data is None else SNAPSHOT_TIMEOUT)
 
 
 def _wait_ready(emulator: MotoEmulator, timeout: float) -> bool:

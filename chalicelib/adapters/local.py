@@ -16,6 +16,7 @@ from chalicelib.storage.aws import claim_index, ensure_resources, make_clients
 
 CVE_CATCH_UP_SECONDS = 60.0
 ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB")
+DEFAULT_DATA = ".zotless"  # the embedded emulator's state, in the directory `zotless serve` runs in
 
 
 def endpoint_configured(config: Config) -> bool:
@@ -30,12 +31,13 @@ def configure_logging(config: Config) -> None:
 
 @contextmanager
 def local_service(
-    config: Config, emulator: bool | None = None, on_emulator_exit: Callable[[int], None] | None = None
+    config: Config, emulator: bool | None = None, on_emulator_exit: Callable[[int], None] | None = None, data: str | None = None
 ) -> Iterator[tuple[Service, str | None]]:
     """The service, plus the emulator's endpoint when one was started (None = use what is configured).
 
     on_emulator_exit(returncode) is called if the emulator dies while the service is in use: every
-    storage call would fail from then on, so the caller should stop serving.
+    storage call would fail from then on, so the caller should stop serving. `data` is the directory
+    the emulator keeps its state in (None: in memory, lost when it stops).
     """
     start = not endpoint_configured(config) if emulator is None else emulator
     if not start:
@@ -44,7 +46,7 @@ def local_service(
         claim_index(config, clients)
         yield build_service(config, clients), None
         return
-    with start_moto() as moto:
+    with start_moto(data=data) as moto:
         os.environ["AWS_ENDPOINT_URL"] = moto.endpoint
         for variable, value in (("AWS_ACCESS_KEY_ID", "zotless"), ("AWS_SECRET_ACCESS_KEY", "zotless"), ("AWS_DEFAULT_REGION", "us-east-1")):
             os.environ.setdefault(variable, value)

@@ -9,7 +9,12 @@ apply each request atomically, so this server does too: DynamoDB requests and S3
 writes run one at a time, and a failed transaction restores only the items it named (the same
 outcome at the cost of the items, not the tables). Plain S3 reads and writes still run in parallel.
 
-Run as `python -m chalicelib.adapters.motoserver -H HOST -p PORT`.
+With `--data DIR` its state lives in DIR: every successful write is journaled (adapters/journal.py)
+and fsynced before it is answered, and the journal is replayed at start. Writes are applied and
+journaled one at a time (their bodies are written to disk before, in parallel), so the journal's
+order is the order moto applied them in.
+
+Run as `python -m chalicelib.adapters.motoserver -H HOST -p PORT [--data DIR]`.
 """
 
 from __future__ import annotations
@@ -21,8 +26,11 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from unittest import mock
+
+if TYPE_CHECKING:
+    from chalicelib.adapters.journal import Journal
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Saved = list[tuple[Any, Any, Any, Any]]
@@ -111,12 +119,36 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=int(os.environ.get("MOTO_PORT", 5000)))
+    parser.add_argument("--data", default=None, help="Keep state in this directory (journal + bodies); in memory without it.")
     args = parser.parse_args(argv)
     os.environ.setdefault("MOTO_PORT", str(args.port))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop() asks politely; exit as moto's own server does
     install_item_rollback()
-    app = Atomic(DomainDispatcherApplication(create_backend_app))
-    run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    inner: WsgiApp = DomainDispatcherApplication(create_backend_app)
+    journal = _persistent(inner, args.data) if args.data is not None else None
+    app = Atomic(journal or inner)
+    try:
+        run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    finally:
+        if journal is not None:
+            journal.snapshot()  # a clean stop leaves a snapshot, so the next start replays nothing
+
+
+def _persistent(app: WsgiApp, directory: str) -> Journal:
+    """Replay the directory's journal into the app, then journal its writes; a bad directory ends the process."""
+    import time
+    from pathlib import Path
+
+    from chalicelib.adapters.journal import Journal, JournalError
+
+    journal, started = Journal(app, Path(directory)), time.monotonic()
+    try:
+        count = journal.open()
+    except JournalError as error:
+        print(f"motoserver: {error}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    print(f"motoserver: replayed {count} writes from {directory} in {time.monotonic() - started:.2f}s", file=sys.stderr, flush=True)
+    return journal
 
 
 if __name__ == "__main__":

@@ -40,9 +40,19 @@ def main() -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port to listen on (default: http.port; 0 picks a free one).")
 @click.option("--emulator/--no-emulator", default=None, help="Force the embedded S3 + DynamoDB emulator on or off (default: on when no endpoint is set).")
 @click.option("--lambda", "lambda_mode", is_flag=True, help="Emulate API Gateway + Lambda: requests become proxy events for app.py, within Lambda's limits.")
-def serve(config_path: str | None, host: str | None, port: int | None, emulator: bool | None, lambda_mode: bool) -> None:
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
+              help="Directory the embedded emulator keeps its S3 + DynamoDB state in (default: ./.zotless).")
+@click.option("--ephemeral", is_flag=True, help="Keep the embedded emulator's state in memory only: lost when it stops.")
+def serve(config_path: str | None, host: str | None, port: int | None, emulator: bool | None, lambda_mode: bool,
+          data_dir: str | None, ephemeral: bool) -> None:
     """Serve the registry over HTTP, with the embedded emulator when no AWS endpoint is configured."""
-    from chalicelib.adapters.local import configure_logging, local_service, start_gc_schedule
+    from chalicelib.adapters.emulator import EmulatorError
+    from chalicelib.adapters.local import DEFAULT_DATA, configure_logging, local_service, start_gc_schedule
+    from chalicelib.ops.local import Operations
+
+    if ephemeral and data_dir is not None:
+        raise click.UsageError("--data and --ephemeral exclude each other")
+    data = None if ephemeral else data_dir or DEFAULT_DATA
 
     config = _config(config_path, port)
     configure_logging(config)
@@ -56,23 +66,24 @@ def serve(config_path: str | None, host: str | None, port: int | None, emulator:
         server.shutdown()  # serve_forever returns; if a Ctrl-C killed the emulator too, KeyboardInterrupt wins
 
     try:
-        with local_service(config, emulator, emulator_died) as (service, endpoint):
-            server.app = service.api.handle
-            if lambda_mode:
+        with local_service(config, emulator, emulator_died, data) as (service, endpoint):
+            server.app = Operations(service).wrap(service.api.handle)  # /livez, /readyz, /startupz, /metrics
+            if lambda_mode:  # health through app.py's routes, metrics as its EMF lines (on stderr here)
                 from chalicelib.adapters.lambdamode import lambda_handler
 
                 server.app = lambda_handler(config_path, config)
             start_gc_schedule(service)
             address, bound_port = server.server_address[:2]
             click.echo(f"zotless: registry listening on http://{address}:{bound_port}")
-            click.echo(f"zotless: S3 + DynamoDB at {endpoint or 'the configured AWS endpoint'} (bucket {config.storage.storageDriver.bucket})")
+            kept = "" if endpoint is None else f", kept in {data}" if data else ", in memory only (--ephemeral)"
+            click.echo(f"zotless: S3 + DynamoDB at {endpoint or 'the configured AWS endpoint'} (bucket {config.storage.storageDriver.bucket}{kept})")
             sys.stdout.flush()
             try:
                 server.serve_forever()  # returns only when emulator_died shut it down
             except KeyboardInterrupt:
                 click.echo("zotless: stopping")
                 return
-    except ConfigError as error:  # found while starting, e.g. an index that belongs to another bucket or prefix
+    except (ConfigError, EmulatorError) as error:  # found while starting, e.g. an index of another bucket, a data dir in use
         raise click.ClickException(str(error)) from error
     finally:
         server.server_close()

@@ -286,10 +286,22 @@ class UI(_Model):
     enable: bool = False
 
 
+class Prometheus(_Model):
+    path: str = Field(default="/metrics", pattern=r"^/[A-Za-z0-9._~/-]*$")
+
+
+class Metrics(_Model):
+    """zot's extensions.metrics: Prometheus at prometheus.path (local server), EMF lines on Lambda; on by default."""
+
+    enable: bool = True
+    prometheus: Prometheus = Field(default_factory=Prometheus)
+
+
 class Extensions(_Model):
     scrub: Scrub = Field(default_factory=Scrub)
     search: SearchExtension = Field(default_factory=SearchExtension)
     ui: UI = Field(default_factory=UI)
+    metrics: Metrics = Field(default_factory=Metrics)
 
 
 class Config(_Model):

@@ -129,7 +129,8 @@ class RunningRegistry:
 def _start(tmp: Path, config: dict | None, *options: str) -> RunningRegistry:
     if BACKEND is not None and not names_an_endpoint(config):
         config, options = BACKEND.configure(tmp.name, config), (*options, "--no-emulator")
-    command = [*zotless_command(), "serve", "--port", "0", *options]
+    keep = () if "--data" in options or "--no-emulator" in options else ("--ephemeral",)  # nothing left in the checkout
+    command = [*zotless_command(), "serve", "--port", "0", *keep, *options]
     if config is not None:
         config_path = tmp / "config.json"
         config_path.write_text(json.dumps(config))

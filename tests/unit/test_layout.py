@@ -1,7 +1,8 @@
 """The package tree is the architecture: imports only go down the layers, and every package says what it owns.
 
 Layers, top to bottom (a package may import its own modules and any package below it, never one
-above it or beside it): the CLI; adapters and deploy; lifecycle; the API; search; auth and cve (beside each other); the registry model;
+above it or beside it): the CLI; adapters and deploy; operations (health, metrics); lifecycle; the API; search;
+auth and cve (beside each other); the registry model;
 storage; config; the spec's vocabulary. Lazy imports inside functions count too.
 """
 
@@ -17,6 +18,7 @@ CORE = PROJECT / "chalicelib"
 LAYERS: list[set[str]] = [
     {"cli"},
     {"adapters", "deploy"},
+    {"ops"},
     {"lifecycle"},
     {"api"},
     {"search"},
@@ -88,7 +90,7 @@ def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
 
 
 def test_app_py_reaches_the_core_only_through_adapters_api_lifecycle_and_config() -> None:
-    """app.py is a table of routes: it adapts events and schedules, it holds no registry logic."""
-    allowed = {"adapters", "api", "lifecycle", "config"}
+    """app.py is a table of routes: it adapts events and schedules, it holds no registry logic (ops: health, metrics)."""
+    allowed = {"adapters", "ops", "api", "lifecycle", "config"}
     reached = {package_of(name) for _, name in imported_modules(PROJECT / "app.py")}
     assert reached <= allowed, f"app.py imports {sorted(reached - allowed)}"
