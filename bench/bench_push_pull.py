@@ -284,7 +284,7 @@ def start_server(workdir: Path) -> ServerProcess:
     env = {k: v for k, v in os.environ.items() if k not in ENDPOINT_VARIABLES}  # an endpoint would turn the emulator off
     out_path, log_path = workdir / "server.out", workdir / "server.log"
     with out_path.open("wb") as out, log_path.open("wb") as err:
-        command = [*zotless_command(), "serve", "--port", "0"]
+        command = [*zotless_command(), "serve", "--port", "0", "--ephemeral"]  # the emulator in memory, as the published figures were measured
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=workdir)
     deadline = time.monotonic() + SERVER_START_TIMEOUT
     while time.monotonic() < deadline and process.poll() is None:
