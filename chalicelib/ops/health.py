@@ -58,7 +58,8 @@ class Health:
         s3, dynamodb = self._probe_clients()
         checks = {
             "s3": _check(lambda: s3.head_bucket(Bucket=self.service.store.bucket)),
-            "dynamodb": _check(lambda: dynamodb.describe_table(TableName=self.service.index.table.name)),
+            # A GetItem the API role already holds (DescribeTable would need a grant of its own); the item need not exist.
+            "dynamodb": _check(lambda: dynamodb.get_item(TableName=self.service.index.table.name, Key=self.service.index.table.key("_meta", "readyz"))),
         }
         return _answer(200 if all(v == "ok" for v in checks.values()) else 503, checks)
 

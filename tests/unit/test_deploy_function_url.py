@@ -9,8 +9,12 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+import pytest
+
 from chalicelib.deploy.templates import function_url_enabled
 from tests.unit.test_deploy_package import _run, cloudformation, project  # noqa: F401  fixtures shared with the package tests
+
+pytestmark = pytest.mark.process  # packages with chalice and runs cfn-lint
 
 
 def _of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:

@@ -43,7 +43,7 @@ def test_live_ready_and_started_answer_200_when_storage_answers(served) -> None:
 
 @pytest.mark.parametrize(("operation", "answer", "failed"), [
     ("HeadBucket", s3_error(500, "InternalError"), "s3"),
-    ("DescribeTable", dynamo_error("InternalServerError"), "dynamodb"),
+    ("GetItem", dynamo_error("InternalServerError"), "dynamodb"),
 ])
 def test_readiness_fails_with_503_when_one_store_does_not_answer(served, operations, operation, answer, failed) -> None:
     faults = Faults().attach(*operations.health._probe_clients())
