@@ -149,6 +149,12 @@ def test_listings_read_the_result_cache_once_and_only_when_vulnerabilities_are_a
         push(client, cve, f"repo{n}", "1", debian_image(OLD_OPENSSL, dpkg_entry("pkg", str(n))))
         push(client, cve, f"repo{n}", "2", debian_image(NEW_OPENSSL, dpkg_entry("pkg", str(n))))
     counter = CallCounter(service.index.table.client, service.store.client)
+    projections: list[str] = []
+
+    def projected(params: dict, **_: object) -> None:
+        projections.extend(str(r.get("ProjectionExpression")) for r in params["RequestItems"].values())
+
+    service.index.table.client.meta.events.register("provide-client-params.dynamodb.BatchGetItem", projected)
     asked = " Vulnerabilities {MaxSeverity Count}"
     for text in ("{RepoListWithNewestImage{Results {Name NewestImage {Tag%s}}}}", '{ImageList(repo: ""){Results {Tag%s Manifests {Digest%s}}}}'):
         for _ in range(2):  # the first read caches the repository summaries
@@ -158,6 +164,7 @@ def test_listings_read_the_result_cache_once_and_only_when_vulnerabilities_are_a
         with_vulnerabilities = counter.take()
         extra = {k: with_vulnerabilities.get(k, 0) - without.get(k, 0) for k in with_vulnerabilities.keys() | without.keys()}
         assert {k: v for k, v in extra.items() if v} == {"dynamodb:BatchGetItem": 1}, (text, without, with_vulnerabilities)
+    assert projections and all("#p" in p and len(p.split(",")) == 6 for p in projections), "keys, state, version, summary, ids: no findings"
 
 
 def test_image_list_for_cve_lists_affected_tags_across_repositories(client: Client, cve: CveService) -> None:
