@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.cve.results import ScanResult, Summary
 from chalicelib.search import vulns
 from chalicelib.search.catalog import Searcher, SearchError
 from chalicelib.search.facts import EMPTY_VULNERABILITIES, RepoContent, referrer
@@ -276,7 +277,7 @@ class Queries:
             return self._no_scanner_list(reference)
         content = self._content(repo)
         outcome = self.cve.result(self._reference_digest(content, reference))
-        if not hasattr(outcome, "cves"):  # not scanned (yet, ever, or without a database): zot's unscanned answer
+        if not isinstance(outcome, ScanResult):  # not scanned (yet, ever, or without a database): zot's unscanned answer
             return self._no_scanner_list(reference)
         cves, page = vulns.cve_page(vulns.filtered(outcome.cves, searchedCVE, excludedCVE, severity), requestedPage, bounds)
         return {"Tag": reference, "CVEList": cves, "Summary": outcome.summary.as_graphql(), "Page": page}
@@ -299,13 +300,11 @@ class Queries:
         found = {"Minuend": first_id, "Subtrahend": second_id, "CVEList": [], "Summary": dict(EMPTY_VULNERABILITIES), "Page": dict(EMPTY_PAGE)}
         ours = self.cve.result(first_digest)
         theirs = self.cve.result(second_digest) if second_digest else None
-        if not hasattr(ours, "cves") or (theirs is not None and not hasattr(theirs, "cves")):
+        if not isinstance(ours, ScanResult) or (theirs is not None and not isinstance(theirs, ScanResult)):
             return found  # either side not scanned: zot's unscanned answer, no error
         subtracted = {c["Id"] for c in vulns.filtered(theirs.cves, searchedCVE, excludedCVE)} if theirs is not None else set()
         remaining = [c for c in vulns.filtered(ours.cves, searchedCVE, excludedCVE) if c["Id"] not in subtracted]
         cves, page = vulns.cve_page(remaining, requestedPage, bounds)
-        from chalicelib.cve.results import Summary
-
         return found | {"CVEList": cves, "Summary": Summary.of(remaining).as_graphql(), "Page": page}
 
     def image_list_for_cve(self, id: str, filter: Row | None = None, requestedPage: Row | None = None) -> Row:
