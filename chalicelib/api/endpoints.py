@@ -210,7 +210,7 @@ class Api:
             return extensions.mgmt(self.config)
         if request.path == extensions.USERPREFS_PATH:
             return extensions.userprefs(self.registry, request, context.caller)
-        return extensions.search(self.registry, request, context.caller)
+        return extensions.search(self.registry, request, context.caller, self.config)
 
     # Base and listings
 

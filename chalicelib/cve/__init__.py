@@ -17,6 +17,8 @@ service.index, service.store)`), shaped after zot's GraphQL types so resolvers s
   that was not scanned).
 - `diff((repo, ref), (repo, ref)) -> ScanResult | NotScanned`: CVEDiffListForImages.
 - `summary(repo, digest)`, `summaries(digests)`: ImageSummary.Vulnerabilities for one image or a listing.
+- `briefs(digests) -> {digest: Brief}`: state, summary and CVE ids per digest, one projected BatchGetItem
+  per 100 (what search's listings, ImageListForCVE and ImageListWithCVEFixed read).
 - `resolve(repo, reference)` raises ManifestUnknown for an unknown tag or digest.
 
 Every query reads only the cache (one GetItem per image, BatchGetItem for lists); scanning is

@@ -94,6 +94,23 @@ class NotScanned:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class Brief:
+    """What a listing needs of one result (state, summary, CVE ids), read without the findings or the inventory."""
+
+    digest: str
+    reason: str = "pending"  # "" when scanned, else NotScanned's reason
+    summary: Summary | None = None
+    cve_ids: frozenset[str] = frozenset()
+
+    @property
+    def scanned(self) -> bool:
+        return not self.reason
+
+
+BRIEF_ATTRIBUTES = ("state", "dbVersion", "summary", "cves")
+
+
 def pack(value: Any) -> bytes:
     return zlib.compress(json.dumps(value, separators=(",", ":")).encode())
 
@@ -115,6 +132,23 @@ class ResultCache:
     def items(self, digests: list[str]) -> dict[str, dict[str, Any]]:
         found = self.table.batch_get([(PARTITION, result_key(d)) for d in dict.fromkeys(digests)]) if digests else []
         return {str(item["key"])[2:]: item for item in found}
+
+    def briefs(self, digests: list[str]) -> dict[str, Brief]:
+        """Every digest's Brief from one batched read of a few attributes (100 keys per call); absent ones are pending."""
+        wanted = list(dict.fromkeys(digests))
+        found = self.table.batch_get([(PARTITION, result_key(d)) for d in wanted], BRIEF_ATTRIBUTES) if wanted else []
+        items = {str(item["key"])[2:]: item for item in found}
+        return {d: self.brief(d, items.get(d)) for d in wanted}
+
+    @staticmethod
+    def brief(digest: str, item: dict[str, Any] | None) -> Brief:
+        if item is None:
+            return Brief(digest)
+        if item["state"] == "unscannable":
+            return Brief(digest, "unscannable")
+        if not item.get("dbVersion"):
+            return Brief(digest, "no database")
+        return Brief(digest, "", Summary.from_item(item.get("summary") or {}), frozenset(item.get("cves") or ()))
 
     def all_items(self) -> list[dict[str, Any]]:
         return list(self.table.query(PARTITION, "s#"))

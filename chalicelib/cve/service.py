@@ -9,7 +9,7 @@ from typing import Any
 
 from chalicelib.cve.database import AdvisoryDb, DbVersion
 from chalicelib.cve.layers import UnreadableLayer
-from chalicelib.cve.results import NotScanned, ResultCache, ScanResult, Summary
+from chalicelib.cve.results import Brief, NotScanned, ResultCache, ScanResult, Summary
 from chalicelib.cve.scanner import Blobs, match, read_inventory
 from chalicelib.model.locations import RoutedRegistry
 from chalicelib.spec.errors import ManifestUnknown
@@ -146,13 +146,12 @@ class CveService:
         return outcome.summary if isinstance(outcome, ScanResult) else None
 
     def summaries(self, digests: list[str]) -> dict[str, Summary]:
-        """Summaries for a listing, in batches of 100 reads."""
-        found = {}
-        for digest, item in self.cache.items(digests).items():
-            outcome = self.cache.result(digest, item)
-            if isinstance(outcome, ScanResult):
-                found[digest] = outcome.summary
-        return found
+        """Summaries for a listing (scanned digests only): one BatchGetItem per 100 digests, no findings unpacked."""
+        return {d: b.summary for d, b in self.briefs(digests).items() if b.summary is not None}
+
+    def briefs(self, digests: list[str]) -> dict[str, Brief]:
+        """State, summary and CVE ids per digest (a missing result is "pending"): what search's listings read, batched."""
+        return self.cache.briefs(digests)
 
     def _tagged(self, repo: str) -> list[ImageRef]:
         return [ImageRef(repo, str(i["key"])[2:], str(i["digest"]), int(i.get("pushed", 0))) for i in self.index.table.query(repo, "t#")]

@@ -55,8 +55,8 @@ FIELDS = {
     "BookmarkedRepos": "bookmarked_repos",
     "CVEListForImage": "cve_list_for_image",
     "CVEDiffListForImages": "cve_diff_list_for_images",
-    "ImageListForCVE": "empty_images",
-    "ImageListWithCVEFixed": "empty_images",
+    "ImageListForCVE": "image_list_for_cve",
+    "ImageListWithCVEFixed": "image_list_with_cve_fixed",
 }
 
 
@@ -69,9 +69,27 @@ class Outcome:
 def _resolver(method: str) -> Any:
     def resolve(_parent: Any, info: Any, **arguments: Any) -> Any:
         bounds(arguments.get("requestedPage"))  # a bad page is refused before anything is read
-        return getattr(info.context, method)(**arguments)
+        answer = getattr(info.context, method)(**arguments)
+        if any(_selects(node.selection_set, "Vulnerabilities", info.fragments) for node in info.field_nodes):
+            return info.context.with_vulnerabilities(answer)  # one batched read of the CVE results, only when asked for
+        return answer
 
     return resolve
+
+
+def _selects(selection_set: SelectionSetNode | None, name: str, fragments: dict[str, Any], seen: frozenset[str] = frozenset()) -> bool:
+    """Whether a field of this name is asked for anywhere under a selection, through fragments."""
+    for selection in selection_set.selections if selection_set else ():
+        if isinstance(selection, FieldNode):
+            if selection.name.value == name or _selects(selection.selection_set, name, fragments, seen):
+                return True
+        elif isinstance(selection, InlineFragmentNode):
+            if _selects(selection.selection_set, name, fragments, seen):
+                return True
+        elif isinstance(selection, FragmentSpreadNode) and selection.name.value not in seen and selection.name.value in fragments:  # noqa: SIM102
+            if _selects(fragments[selection.name.value].selection_set, name, fragments, seen | {selection.name.value}):
+                return True
+    return False
 
 
 @cache

@@ -41,7 +41,17 @@ def _index(registry: RoutedRegistry) -> Any:
     return registry.locations[""].index  # one index for every storage location
 
 
-def search(registry: RoutedRegistry, request: Request, caller: Caller) -> Response:
+def _cve(registry: RoutedRegistry, config: Config | None) -> Any:
+    """The CVE result cache's reader when extensions.search.cve is configured (nothing is read here), else None."""
+    search = config.extensions.search if config is not None else None
+    if search is None or not search.enable or search.cve is None:
+        return None
+    from chalicelib.cve.service import CveService
+
+    return CveService(registry, _index(registry), registry.locations[""].store)
+
+
+def search(registry: RoutedRegistry, request: Request, caller: Caller, config: Config | None = None) -> Response:
     """GET ?query=&variables=&operationName= or POST {"query", "variables", "operationName"}."""
     from chalicelib.search.gql import run
     from chalicelib.search.queries import Queries
@@ -52,7 +62,8 @@ def search(registry: RoutedRegistry, request: Request, caller: Caller) -> Respon
     except ValueError as error:
         return _json({"errors": [{"message": str(error)}]}, 400)
     index = _index(registry)
-    outcome = run(Queries(Searcher(index, registry, UserPrefs(index.table), reader)), text, variables, operation)
+    queries = Queries(Searcher(index, registry, UserPrefs(index.table), reader), _cve(registry, config))
+    outcome = run(queries, text, variables, operation)
     return _json(outcome.document, outcome.status)
 
 

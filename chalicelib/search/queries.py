@@ -1,18 +1,24 @@
 """zot's search queries over a Searcher: each returns the schema's shapes as dictionaries.
 
 Pages: `limit` 0 or absent means all results up to MAX_PAGE; TotalCount always counts every match
-the caller may read. CVE queries answer empty results until a scanner exists.
+the caller may read. CVE queries read the CVE result cache (vulns.py) and answer empty results when
+CVE scanning is off.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from chalicelib.cve.results import ScanResult, Summary
+from chalicelib.search import vulns
 from chalicelib.search.catalog import Searcher, SearchError
 from chalicelib.search.facts import EMPTY_VULNERABILITIES, RepoContent, referrer
 from chalicelib.spec.errors import RegistryError
 from chalicelib.spec.references import Digest, validate_name
+
+if TYPE_CHECKING:
+    from chalicelib.cve.service import CveService
 
 MAX_PAGE = 1000
 EMPTY_PAGE = {"TotalCount": 0, "ItemCount": 0}
@@ -78,8 +84,10 @@ def _digest(text: str) -> str:
 class Queries:
     """One request's resolvers; the Searcher decides what the caller may see."""
 
-    def __init__(self, searcher: Searcher) -> None:
+    def __init__(self, searcher: Searcher, cve: CveService | None = None) -> None:
         self.searcher = searcher
+        self.cve = cve  # None when CVE scanning is off
+        self.briefs = vulns.Briefs(cve)
 
     # Shaping for this caller
 
@@ -247,21 +255,126 @@ class Queries:
     def _preferred(self, which: int, page: Row | None) -> Row:
         return self._repos_page(self.searcher.summaries_of(sorted(self.searcher.preferences()[which])), page)
 
-    # CVE queries: no scanner yet, so empty results (never an error) keep the UI's pages working.
+    # CVE queries (chalicelib.search.vulns): answered from the result cache; with CVE scanning off, empty answers.
 
-    def cve_list_for_image(self, image: str, **_: Any) -> Row:
-        repo, _sep, tag = image.rpartition(":")
-        return {"Tag": tag if repo else image, "CVEList": [], "Summary": dict(EMPTY_VULNERABILITIES), "Page": dict(EMPTY_PAGE)}
+    def _no_scanner_list(self, reference: str) -> Row:
+        return {"Tag": reference, "CVEList": [], "Summary": dict(EMPTY_VULNERABILITIES), "Page": dict(EMPTY_PAGE)}
 
-    def cve_diff_list_for_images(self, minuend: Row, subtrahend: Row, **_: Any) -> Row:
-        def identifier(raw: Row) -> Row:
-            return {"Repo": raw.get("Repo"), "Tag": raw.get("Tag"), "Digest": raw.get("Digest"), "Platform": raw.get("Platform")}
+    def _reference_digest(self, content: RepoContent, reference: str) -> str:
+        """A tag's or a digest's manifest in a readable repository, else the same "not found" as any other image."""
+        item = content.tags.get(reference) if ":" not in reference else None
+        digest = str(item["digest"]) if item else reference
+        if digest not in content.manifests:
+            raise SearchError(f"image {content.repo}{'@' if ':' in reference else ':'}{reference} not found")
+        return digest
 
-        summary = dict(EMPTY_VULNERABILITIES)
-        return {"Minuend": identifier(minuend), "Subtrahend": identifier(subtrahend), "CVEList": [], "Summary": summary, "Page": dict(EMPTY_PAGE)}
+    def cve_list_for_image(
+        self, image: str, requestedPage: Row | None = None, searchedCVE: str | None = None, excludedCVE: str | None = None, severity: str | None = None
+    ) -> Row:
+        """CVEListForImage: a page of the image's CVEs (filters applied), Summary counting all of them as zot does."""
+        repo, reference = _image_reference(image)
+        if self.cve is None:
+            return self._no_scanner_list(reference)
+        content = self._content(repo)
+        outcome = self.cve.result(self._reference_digest(content, reference))
+        if not isinstance(outcome, ScanResult):  # not scanned (yet, ever, or without a database): zot's unscanned answer
+            return self._no_scanner_list(reference)
+        cves, page = vulns.cve_page(vulns.filtered(outcome.cves, searchedCVE, excludedCVE, severity), requestedPage, bounds)
+        return {"Tag": reference, "CVEList": cves, "Summary": outcome.summary.as_graphql(), "Page": page}
 
-    def empty_images(self, **_: Any) -> Row:
-        return {"Page": dict(EMPTY_PAGE), "Results": []}
+    def cve_diff_list_for_images(
+        self, minuend: Row, subtrahend: Row, requestedPage: Row | None = None, searchedCVE: str | None = None, excludedCVE: str | None = None
+    ) -> Row:
+        """CVEDiffListForImages: the minuend's CVEs the subtrahend lacks; no subtrahend means the minuend's base image in its repository."""
+        if self.cve is None:
+            empty = {"CVEList": [], "Summary": dict(EMPTY_VULNERABILITIES), "Page": dict(EMPTY_PAGE)}
+            return {"Minuend": _identifier(minuend), "Subtrahend": _identifier(subtrahend), **empty}
+        content = self._content(_repo(minuend.get("Repo") or ""))
+        first, first_digest = _input_image(content, minuend, "minuend")
+        first_id = _identifier(minuend, first_digest)
+        if subtrahend.get("Repo"):
+            _, second_digest = _input_image(self._content(_repo(subtrahend["Repo"])), subtrahend, "subtrahend")
+            second_id = _identifier(subtrahend, second_digest)
+        else:
+            second_digest, second_id = _base_of(content, first)
+        found = {"Minuend": first_id, "Subtrahend": second_id, "CVEList": [], "Summary": dict(EMPTY_VULNERABILITIES), "Page": dict(EMPTY_PAGE)}
+        ours = self.cve.result(first_digest)
+        theirs = self.cve.result(second_digest) if second_digest else None
+        if not isinstance(ours, ScanResult) or (theirs is not None and not isinstance(theirs, ScanResult)):
+            return found  # either side not scanned: zot's unscanned answer, no error
+        subtracted = {c["Id"] for c in vulns.filtered(theirs.cves, searchedCVE, excludedCVE)} if theirs is not None else set()
+        remaining = [c for c in vulns.filtered(ours.cves, searchedCVE, excludedCVE) if c["Id"] not in subtracted]
+        cves, page = vulns.cve_page(remaining, requestedPage, bounds)
+        return found | {"CVEList": cves, "Summary": Summary.of(remaining).as_graphql(), "Page": page}
+
+    def image_list_for_cve(self, id: str, filter: Row | None = None, requestedPage: Row | None = None) -> Row:
+        """ImageListForCVE: readable tagged images whose result names the CVE (each readable repository read once, one batched cache read)."""
+        if self.cve is None:
+            return {"Page": dict(EMPTY_PAGE), "Results": []}
+        contents = [self.searcher.content(name) for name, _ in self.searcher.repositories()]
+        images = [i for content in contents if content is not None for i in content.images()]
+        briefs = self.briefs.of(i["Digest"] for i in images)
+        affected = [i for i in images if id in briefs[i["Digest"]].cve_ids and self._matches(i["_platforms"], i["IsSigned"], i["RepoName"], filter)]
+        return self._images_page(affected, _newest_first(requestedPage))
+
+    def image_list_with_cve_fixed(self, id: str, image: str, filter: Row | None = None, requestedPage: Row | None = None) -> Row:
+        """ImageListWithCVEFixed: a repository's tags that fixed the CVE, by zot's rule (an image not scanned never counts as fixed)."""
+        if self.cve is None:
+            return {"Page": dict(EMPTY_PAGE), "Results": []}
+        images = self._content(_repo(image)).images()
+        fixed = vulns.fixed_tags(images, self.briefs.of(i["Digest"] for i in images), id)
+        fixed = [i for i in fixed if self._matches(i["_platforms"], i["IsSigned"], i["RepoName"], filter)]
+        return self._images_page(fixed, _newest_first(requestedPage))
+
+    def with_vulnerabilities(self, answer: Any) -> Any:
+        """The answer with each ImageSummary's and ManifestSummary's Vulnerabilities from one batched cache read."""
+        if self.cve is None:
+            return answer
+        digests = vulns.digests_in(answer)
+        return vulns.with_vulnerabilities(answer, self.briefs.of(digests)) if digests else answer
+
+
+def _base_of(content: RepoContent, image: Row) -> tuple[str | None, Row]:
+    """The base image's manifest digest and identifier, or none (the whole minuend list then remains)."""
+    base = vulns.base_for(content, image)
+    if base is None:
+        return None, {"Repo": "", "Tag": "", "Digest": None, "Platform": None}
+    manifest = base["_manifest"]
+    return manifest["Digest"], _identifier({"Repo": base["RepoName"], "Tag": base["Tag"], "Platform": manifest["Platform"]}, manifest["Digest"])
+
+
+def _newest_first(page: Row | None) -> Row:
+    """zot's default order for the CVE image lists: most recently updated first."""
+    return {**(page or {}), "sortBy": (page or {}).get("sortBy") or "UPDATE_TIME"}
+
+
+def _image_reference(image: str) -> tuple[str, str]:
+    """"repo:tag" or "repo@digest" into its parts (zot's CVEListForImage accepts both)."""
+    if "@" in image:
+        repo, _, digest = image.partition("@")
+        return _repo(repo), _digest(digest)
+    return _image_name(image)
+
+
+def _identifier(raw: Row, digest: str | None = None) -> Row:
+    platform = raw.get("Platform")
+    return {"Repo": raw.get("Repo") or "", "Tag": raw.get("Tag") or "", "Digest": digest or raw.get("Digest"), "Platform": platform or None}
+
+
+def _input_image(content: RepoContent, raw: Row, role: str) -> tuple[Row, str]:
+    """zot's resolveImageData: the tag's manifest, or for an index the child named by Digest or Platform (else ambiguous)."""
+    tag = raw.get("Tag") or ""
+    image = content.image(tag) if tag else None
+    if image is None:
+        raise SearchError(f"{role} image {content.repo}:{tag} not found")
+    children = image["Manifests"]
+    if len(children) == 1 and children[0]["Digest"] == image["Digest"]:
+        return image, image["Digest"]
+    wanted, platform = raw.get("Digest") or "", raw.get("Platform") or {}
+    for child in children:
+        if child["Digest"] == wanted or (not wanted and platform and all(child["Platform"].get(k) == v for k, v in platform.items() if v)):
+            return {**image, "Manifests": [child]}, child["Digest"]
+    raise SearchError(f"{role} image {content.repo}:{tag}: platform or specific manifest digest needed")
 
 
 def _extends(longer: list[str], shorter: list[str]) -> bool:

@@ -115,11 +115,19 @@ class Table:
             response = self.client.get_item(TableName=self.name, Key=key, ConsistentRead=True)
         return decode(response["Item"]) if "Item" in response else None
 
-    def batch_get(self, keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
-        """Fetch up to any number of items, 100 per call, retrying what DynamoDB leaves unprocessed."""
+    def batch_get(self, keys: list[tuple[str, str]], attributes: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        """Fetch up to any number of items, 100 per call, retrying what DynamoDB leaves unprocessed.
+
+        `attributes` (with the keys) limits what comes back: large items then stay under the 16 MB response cap.
+        """
         found: list[dict[str, Any]] = []
+        projection: dict[str, Any] = {}
+        if attributes:
+            names = {f"#p{n}": name for n, name in enumerate(dict.fromkeys((self.hash_key, *((self.range_key,) if self.range_key else ()), *attributes)))}
+            projection = {"ProjectionExpression": ",".join(names), "ExpressionAttributeNames": names}
         for start in range(0, len(keys), 100):
-            pending: dict[str, Any] = {self.name: {"Keys": [self.key(h, r) for h, r in keys[start : start + 100]], "ConsistentRead": True}}
+            request = {"Keys": [self.key(h, r) for h, r in keys[start : start + 100]], "ConsistentRead": True, **projection}
+            pending: dict[str, Any] = {self.name: request}
             for attempt in range(ATTEMPTS * 2):
                 response = retrying(lambda request=pending: self.client.batch_get_item(RequestItems=request))
                 found.extend(decode(i) for i in response["Responses"].get(self.name, []))

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (GraphQL texts and their expected answers stay one line each)
 """CVE scanning behind a real `zotless serve`: images pushed with skopeo are scanned by the server's worker."""
 
 from __future__ import annotations
@@ -92,3 +93,35 @@ def test_images_pushed_with_skopeo_are_scanned_on_push(skopeo: str, scanning: tu
     }
     assert sorted(i.tag for i in cve.images_affected_by("CVE-2023-5363")) == ["1.0", "1.1"]
     assert [i.tag for i in cve.images_with_fix("CVE-2023-5363", "web")] == ["2.0"]
+
+
+def search(server: RunningRegistry, text: str) -> dict:
+    """One GraphQL query over HTTP, as zui sends it (GET ?query=)."""
+    response = server("GET", "/v2/_zot/ext/search", params={"query": text})
+    document = response.json()
+    assert response.status_code == 200 and "errors" not in document, document
+    return document["data"]
+
+
+def test_graphql_answers_cve_queries_from_the_scans(skopeo: str, scanning: tuple[RunningRegistry, CveService], tmp_path: Path) -> None:
+    server, cve = scanning
+    old = dpkg_status(dpkg_entry("libssl3", "3.0.11-1~deb12u1", "openssl"))
+    new = dpkg_status(dpkg_entry("libssl3", "3.0.11-1~deb12u2", "openssl"))
+    images = {"1.0": gzip_layer({"etc/os-release": DEBIAN_RELEASE, "var/lib/dpkg/status": old}), "1.1": gzip_layer({"etc/os-release": DEBIAN_RELEASE, "var/lib/dpkg/status": new})}
+    for tag, layer in images.items():
+        layout(tmp_path / tag, tag, [layer])
+        run_skopeo(skopeo, "copy", "--dest-tls-verify=false", f"oci:{tmp_path / tag}:{tag}", f"docker://{server.host}/gql/app:{tag}")
+    for tag in images:
+        answer(cve, "gql/app", tag)  # the worker has scanned it: the queries below read its cached result
+    listed = search(server, '{CVEListForImage(image: "gql/app:1.0"){Tag CVEList {Id PackageList {Name FixedVersion}} Summary {MaxSeverity Count}}}')
+    assert listed["CVEListForImage"] == {
+        "Tag": "1.0",
+        "CVEList": [{"Id": "CVE-2023-5363", "PackageList": [{"Name": "libssl3", "FixedVersion": "3.0.11-1~deb12u2"}]}],
+        "Summary": {"MaxSeverity": "CRITICAL", "Count": 1},
+    }
+    fixed = search(server, '{ImageListWithCVEFixed(id: "CVE-2023-5363", image: "gql/app"){Results {Tag Vulnerabilities {MaxSeverity}}}}')
+    assert fixed["ImageListWithCVEFixed"]["Results"] == [{"Tag": "1.1", "Vulnerabilities": {"MaxSeverity": "NONE"}}]
+    affected = search(server, '{ImageListForCVE(id: "CVE-2023-5363"){Results {RepoName Tag}}}')["ImageListForCVE"]["Results"]
+    assert {"RepoName": "gql/app", "Tag": "1.0"} in affected and {"RepoName": "gql/app", "Tag": "1.1"} not in affected
+    badges = search(server, '{ImageList(repo: "gql/app"){Results {Tag Vulnerabilities {MaxSeverity Count}}}}')["ImageList"]["Results"]
+    assert badges == [{"Tag": "1.0", "Vulnerabilities": {"MaxSeverity": "CRITICAL", "Count": 1}}, {"Tag": "1.1", "Vulnerabilities": {"MaxSeverity": "NONE", "Count": 0}}]

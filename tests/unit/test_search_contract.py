@@ -5,7 +5,8 @@ Copied as the clients build them (template values filled in as the clients fill 
 - zui: project-zot/zui `src/api.js`, commit fbbd3594232dcbe34668c0064a8e374f2d2d4cfb (2026-07-24), `endpoints.*`.
   The browser sends each as a URL with only spaces and quotes percent-encoded; `{}` `[]` `:` stay raw.
 - zli: project-zot/zot `pkg/cli/client/service.go` and `discover.go`, commit 6d19b445fed1c86c23fb7b351fac07cfd4717402
-  (2026-08-21): a GET with the text in `?query=` (and as the body), Basic credentials always set.
+  (2026-08-21): a GET with the text in `?query=` (and as the body), Basic credentials always set. The CVE texts
+  (getCVEListForImageGQL, getTagsForCVEGQL, getFixedTagsForCVEGQL, getCVEDiffListGQL) lose only their trailing spaces.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.config.schema import Config, Cve
 from tests.conftest import Client
 from tests.unit.search_helpers import COSIGN_SIG, SPDX, push_index, push_referrer
 
@@ -35,10 +37,14 @@ def zui_detailed_image_info(name: str, tag: str) -> str:
     return f'{{Image(image: "{name}:{tag}"){{RepoName IsSigned SignatureInfo {{ Tool IsTrusted Author }} Vulnerabilities {{MaxSeverity Count}}  Referrers {{MediaType ArtifactType Size Digest Annotations{{Key Value}}}} Tag TaggedTimestamp ArtifactType Manifests {{ArtifactType Layers {{Size Digest}} History {{Layer {{Size Digest}} HistoryDescription {{CreatedBy EmptyLayer}}}} Digest ConfigDigest LastUpdated Size Platform {{Os Arch}} Referrers {{MediaType ArtifactType Size Digest Annotations{{Key Value}}}}}} Vendor Licenses }}}}'
 
 
-def zui_vulnerabilities_for_repo(name: str, search_term: str = "") -> str:
+def zui_vulnerabilities_for_repo(name: str, search_term: str = "", excluded_term: str = "", severity: str = "") -> str:
     query = f'{{CVEListForImage(image: "{name}", requestedPage: {{limit:15 offset:0}}'
     if search_term:
         query += f', searchedCVE: "{search_term}"'
+    if excluded_term:
+        query += f', excludedCVE: "{excluded_term}"'
+    if severity:
+        query += f', severity: "{severity}"'
     return f"{query}){{Tag Page {{TotalCount ItemCount}} CVEList {{Id Title Description Severity Reference PackageList {{Name PackagePath InstalledVersion FixedVersion}}}} Summary {{Count UnknownCount LowCount MediumCount HighCount CriticalCount}}}}}}"
 
 
@@ -46,8 +52,11 @@ def zui_all_vulnerabilities_for_repo(name: str) -> str:
     return f'{{CVEListForImage(image: "{name}"){{Tag Page {{TotalCount ItemCount}} CVEList {{Id Title Description Severity Reference PackageList {{Name PackagePath InstalledVersion FixedVersion}}}}}}}}'
 
 
-def zui_image_list_with_cve_fixed(cve_id: str, repo_name: str) -> str:
-    return f'{{ImageListWithCVEFixed(id:"{cve_id}", image:"{repo_name}", requestedPage: {{limit:3 offset:0}}) {{Page {{TotalCount ItemCount}} Results {{Tag}}}}}}'
+def zui_image_list_with_cve_fixed(cve_id: str, repo_name: str, os: list[str] | None = None, arch: list[str] | None = None) -> str:
+    filter_param = ""
+    if os or arch:
+        filter_param = ",filter:{" + (f" Os:{json.dumps(os)}" if os else "") + (f" Arch:{json.dumps(arch)}" if arch else "") + "}"
+    return f'{{ImageListWithCVEFixed(id:"{cve_id}", image:"{repo_name}", requestedPage: {{limit:3 offset:0}}{filter_param}) {{Page {{TotalCount ItemCount}} Results {{Tag}}}}}}'
 
 
 def zui_depends_on_for_image(name: str) -> str:
@@ -228,6 +237,46 @@ def zli_cve_for_image(image: str, searched: str = "", sort_by: str = "SEVERITY")
 	}}"""
 
 
+def zli_images_for_cve(cve_id: str, sort_by: str = "ALPHABETIC_ASC") -> str:
+    return f"""
+		{{
+			ImageListForCVE(id: "{cve_id}", requestedPage: {{sortBy: {sort_by}}}) {{{ZLI_RESULTS}
+			}}
+		}}"""
+
+
+def zli_fixed_tags_for_cve(image: str, cve_id: str) -> str:
+    return f"""
+		{{
+			ImageListWithCVEFixed(id: "{cve_id}", image: "{image}") {{{ZLI_RESULTS}
+			}}
+		}}"""
+
+
+def zli_image_input(repo: str, tag: str, digest: str = "", platform: tuple[str, str] | None = None) -> str:
+    """getImageInput in service.go."""
+    extra = f', Platform: {{Os: "{platform[0]}", Arch: "{platform[1]}"}}' if platform else ""
+    return f'{{Repo: "{repo}", Tag: "{tag}", Digest: "{digest}"{extra}}}'
+
+
+def zli_cve_diff(minuend: str, subtrahend: str) -> str:
+    return f"""
+		{{
+			CVEDiffListForImages( minuend: {minuend}, subtrahend: {subtrahend} ) {{
+				Minuend {{Repo Tag Digest Platform {{Os Arch}}}}
+				Subtrahend {{Repo Tag Digest Platform {{Os Arch}}}}
+				CVEList {{
+					Id Title Description Severity Reference
+					PackageList {{Name InstalledVersion FixedVersion}}
+				}}
+				Summary {{
+					Count UnknownCount LowCount MediumCount HighCount CriticalCount
+				}}
+				Page {{TotalCount ItemCount}}
+			}}
+		}}"""
+
+
 ZLI_SCHEMA = """
 		{
 			__schema {
@@ -383,3 +432,54 @@ def test_zli_image_and_search_commands(client: Client, pushed: dict[str, str]) -
     assert [i["Tag"] for i in search["Images"]] == ["multi"] and search["Repos"] == []
     assert [r["Name"] for r in zli(client, zli_global_search("os"))["GlobalSearch"]["Repos"]] == ["base/os"]
     assert zli(client, zli_cve_for_image("team/app:1.0"))["CVEListForImage"]["CVEList"] == []
+
+
+class TestCveContract:
+    """The CVE texts of zui (image page's vulnerability tab, fixed-in list) and zli (`cve list|affected|fixed|diff`) with scanning on."""
+
+    @pytest.fixture
+    def config(self) -> Config:
+        config = Config.model_validate({"storage": {"storageDriver": {"bucket": "zotless-test"}}})
+        config.extensions.search.cve = Cve()
+        return config
+
+    @pytest.fixture
+    def scanned(self, service, client: Client) -> dict[str, str]:
+        from chalicelib.cve.service import CveService
+        from tests.cve_images import standard_records
+        from tests.unit.test_cve_scan import NEW_OPENSSL, OLD_OPENSSL, debian_image, dpkg_entry
+
+        cve = CveService(service.api.registry, service.index, service.store)
+        cve.db.load(standard_records(), "test")
+        zlib = dpkg_entry("zlib1g", "1:1.2.13.dfsg-1", "zlib")
+        digests = {}
+        for day, (tag, entries) in enumerate({"1.0": [OLD_OPENSSL, zlib], "1.1": [NEW_OPENSSL, zlib]}.items(), start=1):
+            digests[tag], _ = client.push_image("web/app", tag, debian_image(*entries), {"os": "linux", "architecture": "amd64", "created": f"2024-01-0{day}T00:00:00Z"})
+            cve.scan("web/app", digests[tag])
+        return digests
+
+    def test_zui_vulnerability_tab_and_fixed_list(self, client: Client, scanned: dict[str, str]) -> None:
+        tab = zui(client, zui_vulnerabilities_for_repo("web/app:1.0"))["CVEListForImage"]
+        assert [c["Id"] for c in tab["CVEList"]] == ["CVE-2023-5363", "CVE-2023-9999"] and tab["Page"] == {"TotalCount": 2, "ItemCount": 2}
+        assert tab["Summary"] == {"Count": 2, "UnknownCount": 1, "LowCount": 0, "MediumCount": 0, "HighCount": 0, "CriticalCount": 1}
+        assert tab["CVEList"][0]["PackageList"][0]["FixedVersion"] == "3.0.11-1~deb12u2" and tab["CVEList"][0]["Reference"]
+        assert [c["Id"] for c in zui(client, zui_vulnerabilities_for_repo("web/app:1.0", "zlib"))["CVEListForImage"]["CVEList"]] == ["CVE-2023-9999"]
+        assert [c["Id"] for c in zui(client, zui_vulnerabilities_for_repo("web/app:1.0", "", "zlib"))["CVEListForImage"]["CVEList"]] == ["CVE-2023-5363"]
+        assert zui(client, zui_vulnerabilities_for_repo("web/app:1.0", "", "", "UNKNOWN"))["CVEListForImage"]["Page"]["TotalCount"] == 1
+        assert len(zui(client, zui_all_vulnerabilities_for_repo("web/app:1.0"))["CVEListForImage"]["CVEList"]) == 2
+        fixed = zui(client, zui_image_list_with_cve_fixed("CVE-2023-5363", "web/app"))["ImageListWithCVEFixed"]
+        assert fixed == {"Page": {"TotalCount": 1, "ItemCount": 1}, "Results": [{"Tag": "1.1"}]}
+        assert zui(client, zui_image_list_with_cve_fixed("CVE-2023-5363", "web/app", ["linux"], ["arm64"]))["ImageListWithCVEFixed"]["Results"] == []
+        badges = zui(client, zui_repo_list())["RepoListWithNewestImage"]["Results"][0]["NewestImage"]["Vulnerabilities"]
+        assert badges == {"MaxSeverity": "UNKNOWN", "Count": 1}  # 1.1: zlib's unrated advisory remains
+
+    def test_zli_cve_commands(self, client: Client, scanned: dict[str, str]) -> None:
+        listed = zli(client, zli_cve_for_image("web/app:1.0"))["CVEListForImage"]
+        assert [c["Id"] for c in listed["CVEList"]] == ["CVE-2023-5363", "CVE-2023-9999"] and listed["Summary"]["MaxSeverity"] == "CRITICAL"
+        affected = zli(client, zli_images_for_cve("CVE-2023-5363"))["ImageListForCVE"]["Results"]
+        assert [(i["RepoName"], i["Tag"], i["Digest"]) for i in affected] == [("web/app", "1.0", scanned["1.0"])]
+        fixed = zli(client, zli_fixed_tags_for_cve("web/app", "CVE-2023-5363"))["ImageListWithCVEFixed"]["Results"]
+        assert [i["Tag"] for i in fixed] == ["1.1"]
+        diff = zli(client, zli_cve_diff(zli_image_input("web/app", "1.0"), zli_image_input("web/app", "1.1")))["CVEDiffListForImages"]
+        assert [c["Id"] for c in diff["CVEList"]] == ["CVE-2023-5363"] and diff["Summary"]["CriticalCount"] == 1
+        assert diff["Minuend"] == {"Repo": "web/app", "Tag": "1.0", "Digest": scanned["1.0"], "Platform": None}
