@@ -14,6 +14,7 @@ const main = document.getElementById("main");
 const state = { authOn: false, bearer: false, query: "", os: "", arch: "", signed: false, sort: "RELEVANCE", platforms: { os: new Set(), arch: new Set() } };
 
 class Unauthorized extends Error {}
+class Missing extends Error {}
 
 /** Builds an element: attributes (on* are listeners) and children (strings become text, never HTML). */
 function h(tag, attrs = {}, ...children) {
@@ -47,7 +48,10 @@ async function request(url, options = {}) {
 async function gql(query, variables = {}) {
   const response = await request(SEARCH, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ query, variables }) });
   const document = await response.json().catch(() => ({}));
-  if (document.errors && document.errors.length) throw new Error(document.errors.map((e) => e.message).join("; "));
+  if (document.errors && document.errors.length) {
+    const message = document.errors.map((e) => e.message).join("; ");
+    throw document.errors.every((e) => /not found/i.test(e.message || "")) ? new Missing(message) : new Error(message);
+  }
   if (!response.ok) throw new Error(`search answered ${response.status}`);
   return document.data;
 }
@@ -99,7 +103,7 @@ function registryHost() {
 
 function show(title, ...content) {
   document.title = `${title} · zotless`;
-  main.replaceChildren(...content);
+  main.replaceChildren(...content.flat(2).filter((c) => c !== null && c !== undefined && c !== false));
   main.focus({ preventScroll: true });
   window.scrollTo(0, 0);
 }
@@ -136,6 +140,11 @@ async function handleFailure(error) {
       renderSession();
     }
     loginView("This registry needs you to log in to browse it.");
+    return;
+  }
+  if (error instanceof Missing) {
+    const hint = state.authOn && !authHeader() ? " If it is private, log in first." : "";
+    show("Not found", h("h1", {}, "Not found"), note(`${error.message}.${hint}`), h("p", {}, h("a", { href: "#/" }, "Back to repositories")));
     return;
   }
   show("Error", note(error.message || String(error), "error"), h("p", {}, h("a", { href: "#/" }, "Back to repositories")));
@@ -215,6 +224,7 @@ function addOptions(select, values) {
 
 async function loadList(count, results, [os, arch]) {
   const token = ++listToken;
+  results.setAttribute("aria-busy", "true");
   const filter = {};
   if (state.os) filter.Os = [state.os];
   if (state.arch) filter.Arch = [state.arch];
@@ -230,6 +240,8 @@ async function loadList(count, results, [os, arch]) {
   addOptions(arch, state.platforms.arch);
   count.textContent = Page.TotalCount === 1 ? "1 repository" : `${Page.TotalCount} repositories${Page.TotalCount > Repos.length ? ` (first ${Repos.length} shown)` : ""}`;
   results.replaceChildren(...Repos.map(repoCard));
+  results.dataset.query = state.query;
+  results.removeAttribute("aria-busy");
   if (!Repos.length) results.append(h("li", { class: "muted" }, state.query ? "No repository matches." : "Nothing here yet: push an image, e.g. with skopeo or docker."));
 }
 
@@ -253,7 +265,7 @@ const REPO_QUERY = `query Repo($repo: String!) {
   ExpandedRepoInfo(repo: $repo) {
     Summary { Name LastUpdated Size Vendors StarCount DownloadCount Platforms { Os Arch }
       NewestImage { Tag Title Description Documentation Source Licenses Vendor Authors Labels } }
-    Images { Tag Digest MediaType Size PushTimestamp LastUpdated IsSigned IsDeletable
+    Images { Tag Digest MediaType Size PushTimestamp LastUpdated IsSigned IsDeletable Description
       Manifests { Digest Size Platform { Os Arch } } Vulnerabilities { MaxSeverity Count } }
   }
 }`;
@@ -305,6 +317,9 @@ async function repoView(name) {
   const summary = info.Summary;
   const newest = summary.NewestImage || {};
   const images = [...(info.Images || [])].filter((i) => i.Tag).sort((a, b) => String(b.PushTimestamp || "").localeCompare(String(a.PushTimestamp || "")));
+  // The newest image may be an artifact (a signature pushed later): then the newest description an image has.
+  const described = images.find((i) => i.Description);
+  const about = newest.Description || (described && described.Description);
   const facts = [["Title", newest.Title], ["Vendor", newest.Vendor || (summary.Vendors || []).join(", ")], ["Licenses", newest.Licenses],
     ["Authors", newest.Authors], ["Source", safeLink(newest.Source)], ["Documentation", safeLink(newest.Documentation)],
     ["Size", size(summary.Size)], ["Last updated", when(summary.LastUpdated)], ["Stars", summary.StarCount], ["Downloads", summary.DownloadCount]]
@@ -312,7 +327,7 @@ async function repoView(name) {
   show(name,
     h("p", { class: "crumbs" }, h("a", { href: "#/" }, "Repositories"), " / "),
     h("h1", {}, name),
-    newest.Description ? h("section", { "aria-label": "About" }, h("p", { class: "about", id: "about" }, newest.Description)) : null,
+    about ? h("section", { "aria-label": "About" }, h("p", { class: "about", id: "about" }, about)) : null,
     h("dl", { class: "facts" }, facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
     h("h2", {}, "Pull"),
     images.length ? pullBox(name, images.map((i) => i.Tag)) : note("No tags."),
