@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from oras.client import OrasClient
@@ -212,6 +213,35 @@ def test_image_page_shows_layers_history_referrers_vulnerabilities_and_base(page
     assert page.get_by_role("link", name=f"{name}:1.0").count() == 1  # the app is built on the base
 
 
+def test_vulnerabilities_are_listed_by_severity_with_the_fixed_version(page: Any, registry: RunningRegistry, images: dict[str, str]) -> None:
+    """CVE answers in the schema's shape (this server scans nothing, so the browser is handed them in place of the empty ones)."""
+    cves = [
+        {"Id": "CVE-2024-0002", "Title": "low one", "Severity": "LOW", "Reference": "https://example.com/CVE-2024-0002",
+         "PackageList": [{"Name": "zlib", "InstalledVersion": "1.2", "FixedVersion": ""}]},
+        {"Id": "CVE-2024-0001", "Title": "bad one", "Severity": "CRITICAL", "Reference": "javascript:alert(1)",
+         "PackageList": [{"Name": "openssl", "InstalledVersion": "3.0.1", "FixedVersion": "3.0.7"}]},
+    ]  # fmt: skip
+    summary = {"MaxSeverity": "CRITICAL", "Count": 2, "UnknownCount": 0, "LowCount": 1, "MediumCount": 0, "HighCount": 0, "CriticalCount": 1}
+
+    def with_cves(route: Any) -> None:
+        answer = route.fetch()
+        document = answer.json()
+        if "CVEListForImage" in (document.get("data") or {}):
+            document["data"]["CVEListForImage"] = {"CVEList": cves, "Summary": summary}
+        route.fulfill(response=answer, json=document)
+
+    page.route("**/_zot/ext/search", with_cves)
+    page.goto(f"{registry.url}{WEB_PATH}#/image/{quote(images['prefix'] + '/app', safe='')}/1.0")
+    page.wait_for_selector("#cves")
+    assert page.inner_text("#vulns") == "Vulnerabilities (2)"
+    assert page.locator("#severity-counts .chip").all_inner_texts() == ["1 critical", "1 low"]
+    rows = [row.split("\t") for row in page.locator("#cves tbody tr").all_inner_texts()]
+    assert [r[:5] for r in rows] == [["critical", "CVE-2024-0001", "openssl", "3.0.1", "3.0.7"], ["low", "CVE-2024-0002", "zlib", "1.2", "not fixed"]]
+    assert page.locator("#cves a").evaluate_all("links => links.map(a => a.href)") == ["https://example.com/CVE-2024-0002"]  # never a javascript: link
+    page.locator("#vulns").scroll_into_view_if_needed()
+    shot(page, "4b-vulnerabilities")
+
+
 def test_deleting_a_tag_from_the_page(page: Any, registry: RunningRegistry, skopeo: str, images: dict[str, str]) -> None:
     name = f"{images['prefix']}/base"
     run_skopeo(
@@ -268,18 +298,19 @@ def test_transfer_and_first_paint_are_measured(page: Any, registry: RunningRegis
 # With logins: examples/htpasswd users and the accessControl of tests/integration/authconfig.py.
 
 
-@pytest.fixture(scope="module")
-def secured(skopeo: str, basic_registry: RunningRegistry, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+@pytest.fixture(scope="module", params=["basic_registry", "token_registry"], ids=["basic", "bearer"])
+def secured(request: pytest.FixtureRequest, skopeo: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One public and one private repository, pushed by alice; bob may read only the public one."""
     from tests.integration.images import make_layout
 
+    basic_registry: RunningRegistry = request.getfixturevalue(request.param)
     layout = tmp_path_factory.mktemp("web-auth") / "image"
     make_layout(layout, "1.0", [1000])
     suffix = hashlib.sha256(str(layout).encode()).hexdigest()[:8]
     names = {"public": f"public/web-{suffix}", "private": f"private/web-{suffix}"}
     for name in names.values():
         run_skopeo(skopeo, "copy", "--dest-tls-verify=false", "--dest-creds", creds("alice"), f"oci:{layout}:1.0", f"docker://{basic_registry.host}/{name}:1.0")
-    return names
+    return {**names, "registry": basic_registry}
 
 
 def log_in(page: Any, user: str, password: str) -> None:
@@ -289,8 +320,9 @@ def log_in(page: Any, user: str, password: str) -> None:
     page.click("form.login button[type=submit]")
 
 
-def test_log_in_and_out_and_nobody_sees_a_repository_they_may_not_read(page: Any, basic_registry: RunningRegistry, secured: dict[str, str]) -> None:
-    public, private = secured["public"], secured["private"]
+def test_log_in_and_out_and_nobody_sees_a_repository_they_may_not_read(page: Any, secured: dict[str, Any]) -> None:
+    """Basic credentials on every request, with Basic or Bearer challenges (a token is scoped to named repositories; search spans them)."""
+    public, private, basic_registry = secured["public"], secured["private"], secured["registry"]
     page.goto(basic_registry.url + WEB_PATH)
     page.wait_for_selector("#login-link")
     assert search_for(page, public.split("/")[1], 1) == [public]  # anonymous: the public repository only
@@ -298,7 +330,7 @@ def test_log_in_and_out_and_nobody_sees_a_repository_they_may_not_read(page: Any
     page.wait_for_selector(f"text=repository {private} not found")  # as for a repository that does not exist
     log_in(page, "bob", "wrong")
     page.wait_for_selector("text=Wrong user name or password.")
-    shot(page, "7-login")
+    shot(page, f"7-login-{basic_registry.log_path.parent.name}")
     page.fill("#password", PASSWORDS["bob"])
     page.click("form.login button[type=submit]")
     page.wait_for_selector("text=Signed in as bob")
@@ -315,7 +347,7 @@ def test_log_in_and_out_and_nobody_sees_a_repository_they_may_not_read(page: Any
     log_in(page, "alice", PASSWORDS["alice"])
     page.wait_for_selector("text=Signed in as alice")
     assert sorted(search_for(page, public.split("/")[1], 2)) == sorted([public, private])
-    shot(page, "8-logged-in")
+    shot(page, f"8-logged-in-{basic_registry.log_path.parent.name}")
     page.click("#logout")
     page.wait_for_selector("#login-link")
     assert search_for(page, public.split("/")[1], 1) == [public]

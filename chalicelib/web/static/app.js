@@ -88,7 +88,7 @@ function severityChip(summary) {
 }
 
 function safeLink(url, text) {
-  return /^https?:\/\//i.test(url || "") ? h("a", { href: url, rel: "noopener noreferrer" }, text || url) : (url || "");
+  return /^https?:\/\//i.test(url || "") ? h("a", { href: url, rel: "noopener noreferrer" }, text || url) : (text || url || "");
 }
 
 function repoHref(name) { return `#/repo/${encodeURIComponent(name)}`; }
@@ -153,7 +153,7 @@ async function handleFailure(error) {
 // Login
 
 function loginView(reason = "") {
-  const status = h("p", { class: "status", role: "status" });
+  const status = h("div", { class: "status", role: "status" });
   const user = h("input", { name: "username", id: "username", autocomplete: "username", required: true });
   const password = h("input", { name: "password", id: "password", type: "password", autocomplete: "current-password", required: true });
   const form = h("form", { class: "login", onsubmit: async (event) => {
@@ -265,7 +265,7 @@ const REPO_QUERY = `query Repo($repo: String!) {
   ExpandedRepoInfo(repo: $repo) {
     Summary { Name LastUpdated Size Vendors StarCount DownloadCount Platforms { Os Arch }
       NewestImage { Tag Title Description Documentation Source Licenses Vendor Authors Labels } }
-    Images { Tag Digest MediaType Size PushTimestamp LastUpdated IsSigned IsDeletable Description
+    Images { Tag Digest MediaType Size PushTimestamp LastUpdated IsSigned IsDeletable Title Description Documentation Source Licenses Vendor Authors
       Manifests { Digest Size Platform { Os Arch } } Vulnerabilities { MaxSeverity Count } }
   }
 }`;
@@ -315,11 +315,12 @@ async function repoView(name) {
     return;
   }
   const summary = info.Summary;
-  const newest = summary.NewestImage || {};
-  const images = [...(info.Images || [])].filter((i) => i.Tag).sort((a, b) => String(b.PushTimestamp || "").localeCompare(String(a.PushTimestamp || "")));
-  // The newest image may be an artifact (a signature pushed later): then the newest description an image has.
-  const described = images.find((i) => i.Description);
-  const about = newest.Description || (described && described.Description);
+  // Runnable images (with a platform) first, newest push first: an SBOM or signature pushed later is not what one pulls.
+  const runnable = (i) => (i.Manifests || []).some((m) => m.Platform && m.Platform.Os) ? 0 : 1;
+  const images = [...(info.Images || [])].filter((i) => i.Tag)
+    .sort((a, b) => runnable(a) - runnable(b) || String(b.PushTimestamp || "").localeCompare(String(a.PushTimestamp || "")));
+  const newest = images.find((i) => !runnable(i)) || summary.NewestImage || {};
+  const about = newest.Description || (images.find((i) => i.Description) || {}).Description;
   const facts = [["Title", newest.Title], ["Vendor", newest.Vendor || (summary.Vendors || []).join(", ")], ["Licenses", newest.Licenses],
     ["Authors", newest.Authors], ["Source", safeLink(newest.Source)], ["Documentation", safeLink(newest.Documentation)],
     ["Size", size(summary.Size)], ["Last updated", when(summary.LastUpdated)], ["Stars", summary.StarCount], ["Downloads", summary.DownloadCount]]
