@@ -352,3 +352,23 @@ def test_log_in_and_out_and_nobody_sees_a_repository_they_may_not_read(page: Any
     page.wait_for_selector("#login-link")
     assert search_for(page, public.split("/")[1], 1) == [public]
     assert page.evaluate("sessionStorage.length") == 0
+
+
+def test_a_registry_that_shows_nothing_anonymously_asks_for_a_login(page: Any, secured: dict[str, Any]) -> None:
+    """Where the policy lets anonymous callers read nothing, search answers 401: the page shows its form, then the data."""
+    registry = secured["registry"]
+
+    def refuse_anonymous(route: Any) -> None:
+        if route.request.headers.get("authorization"):
+            route.continue_()
+        else:
+            route.fulfill(status=401, headers={"WWW-Authenticate": 'Basic realm="zotless"'}, json={"errors": [{"code": "UNAUTHORIZED"}]})
+
+    page.route("**/_zot/ext/search", refuse_anonymous)
+    page.goto(registry.url + WEB_PATH)
+    page.wait_for_selector("text=This registry needs you to log in to browse it.")
+    page.fill("#username", "bob")
+    page.fill("#password", PASSWORDS["bob"])
+    page.click("form.login button[type=submit]")
+    page.wait_for_selector("text=Signed in as bob")
+    assert search_for(page, secured["public"].split("/")[1], 1) == [secured["public"]]
