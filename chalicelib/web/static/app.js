@@ -47,6 +47,7 @@ async function request(url, options = {}) {
 /** One GraphQL document; errors become exceptions with the server's message. */
 async function gql(query, variables = {}) {
   const response = await request(SEARCH, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ query, variables }) });
+  if (response.status === 404) throw new Error("This registry's search extension is off (extensions.search.enable): the page needs it.");
   const document = await response.json().catch(() => ({}));
   if (document.errors && document.errors.length) {
     const message = document.errors.map((e) => e.message).join("; ");
@@ -422,8 +423,8 @@ async function imageView(name, tag) {
     } }, `Delete tag ${tag}`)) : null,
     manifests.map((m) => manifestSection(m, manifests.length > 1)),
     h("h2", { id: "referrers" }, `Referrers (${unique.length})`),
-    unique.length ? table(["Kind", "Artifact type", "Digest", "Size", "Created"], unique.map((r) => [referrerKind(r), h("span", { class: "mono" }, r.ArtifactType || r.MediaType),
-      h("span", { class: "mono" }, shortDigest(r.Digest)), size(r.Size), when(((r.Annotations || []).find((a) => a.Key === "org.opencontainers.image.created") || {}).Value)]), "referrer-table")
+    unique.length ? table(["Kind", "Artifact type", "Digest", "Size"], unique.map((r) => [referrerKind(r), h("span", { class: "mono" }, r.ArtifactType || r.MediaType),
+      h("span", { class: "mono" }, shortDigest(r.Digest)), size(r.Size)]), "referrer-table")
       : h("p", { class: "muted" }, "No signatures, SBOMs or attestations refer to this image."),
     vulnerabilitySection(vulnerabilities, cves.CVEList || []),
     relatives("Base images", "This image is built on these (their layers are its first layers).", data.BaseImageList),
