@@ -28,6 +28,9 @@ API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 MAX_PAGE = 1000
 WRITE_ACTIONS = {"create", "update", "delete"}
 PRESIGN_SECONDS = 900
+# The web page lives in zot's extension namespace, which no repository name can enter, and under /v2 so the
+# deployed API's stage-root routing (stage "v2") reaches it without a route of its own.
+WEB_PATH = "/v2/_zot/ui/"
 # Shapes only: the numbers in them go through ascii_int, which accepts ASCII digits alone.
 _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?([^-/\s]+)-([^-/\s]+)(?:/([^-/\s]+))?$")
 _RANGE = re.compile(r"^bytes=([^-\s]*)-([^-\s]*)$")
@@ -139,6 +142,9 @@ class Api:
                 add("/v2/_zot/ext/search", method, self._extension, None)
             add("/v2/_zot/ext/mgmt", "GET", self._extension, None)
             add("/v2/_zot/ext/userprefs", "PUT", self._extension, None)
+        add("/", "GET", self._web_page, None)
+        for path in (WEB_PATH.rstrip("/"), WEB_PATH, WEB_PATH + "{asset}"):
+            add(path, "GET", self._web_page, None)
         add("/v2/_catalog", "GET", self.catalog, None)
         add("/v2/{name}/tags/list", "GET", self.tags, "read")
         add("/v2/{name}/manifests/{reference}", "GET", self.get_manifest, "read")
@@ -211,6 +217,17 @@ class Api:
         if request.path == extensions.USERPREFS_PATH:
             return extensions.userprefs(self.registry, request, context.caller)
         return extensions.search(self.registry, request, context.caller, self.config)
+
+    def _web_page(self, context: Context) -> Response:
+        """The web page (chalicelib/web): files only, so no action is needed; its data calls are authorized as usual."""
+        from chalicelib.web import assets
+
+        path = context.request.path
+        if path == "/":
+            return assets.redirect(WEB_PATH)
+        if path == WEB_PATH.rstrip("/"):
+            return assets.redirect("ui/")
+        return assets.serve(context.request, context.params.get("asset", ""))
 
     # Base and listings
 

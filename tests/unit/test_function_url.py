@@ -148,9 +148,11 @@ def test_a_percent_encoded_path_is_decoded_as_api_gateway_decodes_it(lambda_app)
 
 def test_a_path_outside_the_registry_is_a_404_not_a_crash(lambda_app) -> None:
     """A URL answers every path (scanners ask for /favicon.ico); API Gateway would refuse those without invoking."""
-    for path in ("/favicon.ico", "/", "/v3/x"):
+    for path in ("/favicon.ico", "/v3/x"):
         result = lambda_app(url_event_for("GET", path), None)
         assert result["statusCode"] == 404, (path, result)
+    root = lambda_app(url_event_for("GET", "/"), None)  # the URL's root opens the web page (docs/web.md)
+    assert root["statusCode"] == 302 and root["headers"]["Location"] == "/v2/_zot/ui/", root
 
 
 class TestTokenEndpoint:

@@ -1,7 +1,7 @@
 """The package tree is the architecture: imports only go down the layers, and every package says what it owns.
 
 Layers, top to bottom (a package may import its own modules and any package below it, never one
-above it or beside it): the CLI; adapters and deploy; operations (health, metrics); lifecycle; the API; search;
+above it or beside it): the CLI; adapters and deploy; operations (health, metrics); lifecycle; the API; search and web;
 auth and cve (beside each other); the registry model;
 storage; config; the spec's vocabulary. Lazy imports inside functions count too.
 """
@@ -21,7 +21,7 @@ LAYERS: list[set[str]] = [
     {"ops"},
     {"lifecycle"},
     {"api"},
-    {"search"},
+    {"search", "web"},
     {"auth", "cve"},
     {"model"},
     {"storage"},
