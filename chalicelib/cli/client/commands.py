@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from chalicelib.cli.client import output, search
-from chalicelib.cli.client.errors import ClientError
+from chalicelib.cli.client.errors import EXIT_NOT_FOUND, EXIT_USAGE, ClientError
 from chalicelib.cli.client.http import Registry
 from chalicelib.cli.client.images import read_image
 from chalicelib.cli.client.progress import reporter
@@ -65,7 +65,7 @@ def connect(common: Common) -> Registry:
         configs = ConfigFile()
         chosen = configs.find(common.config) if common.config else configs.default()
         if chosen is None:
-            raise ClientError("no registry given: use --url URL or --config NAME (see `zotless config add`)", 2)
+            raise ClientError("no registry given: use --url URL or --config NAME (see `zotless config add`)", EXIT_USAGE)
         entry, url = chosen, chosen["url"]
     credentials = common.credentials() or (_split_user(entry["user"]) if entry.get("user") else None)
     return Registry(url, credentials, verify=bool(entry.get("verify-tls", True)), verbose=common.verbose)
@@ -183,7 +183,7 @@ def image_name(common: Common, image: str) -> None:
     repo, _, tag = image.partition(":") if "@" not in image else (image, "", "")
     rows = search.backend(connect(common)).images(repo, tag or None)
     if not rows:
-        raise ClientError(f"{image}: no images", 5)
+        raise ClientError(f"{image}: no images", EXIT_NOT_FOUND)
     _show_images(common, rows)
 
 
@@ -387,7 +387,7 @@ def _move(
         elif isinstance(dest, LayoutRef):
             digest = write_layout(image, dest, progress, jobs)
         else:
-            raise ClientError(f"{dest_text}: a destination is a registry (HOST/REPO[:TAG]) or an OCI layout (oci:PATH[:TAG])", 2)
+            raise ClientError(f"{dest_text}: a destination is a registry (HOST/REPO[:TAG]) or an OCI layout (oci:PATH[:TAG])", EXIT_USAGE)
     if common.fmt == "json":
         output.emit({"digest": digest}, "json")
     elif quiet:
@@ -414,7 +414,7 @@ def push_command(common: Common, source: str, dest: str, **options: Any) -> None
 def pull_command(common: Common, source: str, dest: str, **options: Any) -> None:
     """Pull HOST/REPO[:TAG|@DIGEST] into an OCI layout oci:PATH[:TAG] (referrers included)."""
     if not isinstance(parse_reference(source), RegistryRef):
-        raise ClientError(f"{source}: pull reads from a registry (HOST/REPO[:TAG|@DIGEST])", 2)
+        raise ClientError(f"{source}: pull reads from a registry (HOST/REPO[:TAG|@DIGEST])", EXIT_USAGE)
     _move(common, source, dest, **options)
 
 

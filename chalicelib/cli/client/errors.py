@@ -6,6 +6,7 @@ import click
 
 # Exit codes: 1 anything else, 2 usage (click's), 3 unreachable, 4 login refused, 5 not found.
 EXIT_FAILED = 1
+EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 EXIT_AUTH = 4
 EXIT_NOT_FOUND = 5

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from chalicelib.cli.client.errors import ClientError
+from chalicelib.cli.client.errors import EXIT_USAGE, ClientError
 
 # Key -> default value; its type is the type a `config set` value is parsed to.
 KEYS: dict[str, Any] = {"url": "", "verify-tls": True, "showspinner": True, "user": ""}
@@ -25,7 +25,7 @@ def check_url(url: str) -> str:
     """Only http(s) URLs with a host: a typo fails at `config add`, not at the first request."""
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ClientError(f"{url!r}: not a registry URL (expected http://HOST[:PORT] or https://HOST[:PORT])")
+        raise ClientError(f"{url!r}: not a registry URL (expected http://HOST[:PORT] or https://HOST[:PORT])", EXIT_USAGE)
     return url.rstrip("/")
 
 

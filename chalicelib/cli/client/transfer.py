@@ -83,7 +83,7 @@ class BlobUploader:
             return
         state = UploadState(self.registry, self.repo, blob.digest)
         location, offset, max_chunk = self._resume(state)
-        if location is None and blob.size <= MONOLITHIC_LIMIT and self.options.chunk_size is None:
+        if location is None and blob.size <= min(MONOLITHIC_LIMIT, self.options.chunk_size or MONOLITHIC_LIMIT):
             self._monolithic(blob)
             return
         if location is None:
