@@ -17,11 +17,11 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 setup: $(STAMP)
 
-# The integration tests drive the registry with skopeo, a Debian package.
+# The integration tests drive the registry with skopeo, and the client's progress display in tmux: Debian packages.
 skopeo:
-	@command -v skopeo >/dev/null 2>&1 || { \
-		echo "installing skopeo from Debian's packages"; \
-		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq skopeo >/dev/null; }
+	@command -v skopeo >/dev/null 2>&1 && command -v tmux >/dev/null 2>&1 || { \
+		echo "installing skopeo and tmux from Debian's packages"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq skopeo tmux >/dev/null; }
 
 run: setup
 	$(BIN)/zotless serve --config $(CONFIG) --port $(PORT)
