@@ -1,7 +1,9 @@
 """The `zotless` client driven as a user drives it: subprocesses against real local servers, output and exit codes.
 
-The search-backed commands here run against servers without the search extension, so they exercise the
-distribution-API fallback; test_client_graphql.py covers the GraphQL path against a stub.
+The query commands run against `nosearch_registry` (search switched off), so they exercise the distribution-API
+fallback whatever the server offers; test_client_graphql.py covers the GraphQL path against a stub, and
+test_queries_use_the_search_api_when_the_server_has_it runs against the real search extension where the server
+has one (it skips on a tree without chalicelib/search).
 """
 
 from __future__ import annotations
@@ -13,16 +15,23 @@ import os
 import signal
 import tarfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.integration.authconfig import creds
 from tests.integration.clienthelpers import REF_NAME, Client, make_multiplatform_layout
-from tests.integration.conftest import MiB, RunningRegistry, sha256
+from tests.integration.conftest import MiB, RunningRegistry, _registry, sha256
 from tests.integration.images import make_layout
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def nosearch_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    """A server with zot's search extension switched off: the client must fall back to the distribution API."""
+    yield from _registry(tmp_path_factory, "nosearch-registry", {"extensions": {"search": {"enable": False}}})
 
 
 @pytest.fixture
@@ -145,7 +154,8 @@ def test_blobs_the_destination_has_are_not_sent_again(registry: RunningRegistry,
 # queries through the distribution API fallback
 
 
-def test_image_repo_search_and_status_commands_fall_back_to_the_distribution_api(registry: RunningRegistry, client: Client, repo: str) -> None:
+def test_image_repo_search_and_status_commands_fall_back_to_the_distribution_api(nosearch_registry: RunningRegistry, client: Client, repo: str) -> None:
+    registry = nosearch_registry
     shared = os.urandom(1500)
     base_digest, _ = registry.push_image(repo, "base", [shared])
     derived_digest, manifest = registry.push_image(repo, "derived", [shared, os.urandom(800)])
@@ -169,9 +179,30 @@ def test_image_repo_search_and_status_commands_fall_back_to_the_distribution_api
     assert f"repo: {repo}" in yaml_out and "tag: base" in yaml_out
 
 
-def test_cve_commands_say_the_server_lacks_search(registry: RunningRegistry, client: Client) -> None:
-    failed = client.run("cve", "list", "some/app:v1", "--url", registry.url, expect=1)
+def test_cve_commands_say_the_server_lacks_search(nosearch_registry: RunningRegistry, client: Client) -> None:
+    failed = client.run("cve", "list", "some/app:v1", "--url", nosearch_registry.url, expect=1)
     assert failed.stderr.strip() == "Error: the registry has no search extension (CVE listing needs zot's search API at /v2/_zot/ext/search)"
+
+
+def test_queries_use_the_search_api_when_the_server_has_it(registry: RunningRegistry, client: Client, repo: str) -> None:
+    """Runs once the search extension is on the server (branch `search`); before that it skips."""
+    status = client.run("status", "--url", registry.url).stdout
+    if "search: available" not in status:
+        pytest.skip("this server has no search extension yet")
+    shared = os.urandom(1500)
+    base_digest, _ = registry.push_image(repo, "base", [shared])
+    derived_digest, _ = registry.push_image(f"{repo}-derived", "d", [shared, os.urandom(900)])
+    client.run("config", "add", "local", registry.url)
+    derived = json.loads(client.run("image", "derived", f"{repo}:base", "-f", "json").stdout)
+    assert [(r["repo"], r["tag"], r["digest"]) for r in derived] == [(f"{repo}-derived", "d", derived_digest)]
+    base = json.loads(client.run("image", "base", f"{repo}-derived:d", "-f", "json").stdout)
+    assert [(r["repo"], r["tag"], r["digest"]) for r in base] == [(repo, "base", base_digest)]
+    assert [r["tag"] for r in json.loads(client.run("image", "name", f"{repo}:base", "-f", "json").stdout)] == ["base"]
+    assert (repo, "base") in {(r["repo"], r["tag"]) for r in json.loads(client.run("image", "digest", base_digest[7:19], "-f", "json").stdout)}
+    newest = {r["name"]: r["newestTag"] for r in json.loads(client.run("repo", "list", "-f", "json").stdout)}
+    assert newest[repo] == "base"
+    assert client.run("cve", "list", f"{repo}:base").returncode == 0
+    assert "not found" in client.run("cve", "list", f"{repo}:nope", expect=5).stderr
 
 
 # errors: one line, an exit code, no traceback

@@ -7,9 +7,10 @@ Rows come back normalised (plain dicts, the same keys either way), so output doe
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
-from chalicelib.cli.client.errors import ClientError, not_found
+from chalicelib.cli.client.errors import EXIT_FAILED, EXIT_NOT_FOUND, ClientError, not_found
 from chalicelib.cli.client.http import Registry
 from chalicelib.cli.client.images import INDEX_TYPES, MANIFEST_TYPES, fetch_manifest, list_referrers
 from chalicelib.cli.client.references import split_image
@@ -20,6 +21,8 @@ IMAGE_FIELDS = "RepoName Tag Digest MediaType Size LastUpdated IsSigned Manifest
 REPO_FIELDS = "Name LastUpdated Size NewestImage { Tag Digest }"
 REFERRER_FIELDS = "MediaType ArtifactType Size Digest Annotations { Key Value }"
 CVE_FIELDS = "Id Severity Title Description PackageList { Name InstalledVersion FixedVersion }"
+_FULL_HEX = re.compile(r"^[0-9a-f]{64}$")
+_FULL_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$|^sha512:[0-9a-f]{128}$")
 NO_SEARCH = "the registry has no search extension ({what} needs zot's search API at " + SEARCH_PATH + ")"
 
 
@@ -66,7 +69,8 @@ class GraphQL(Backend):
         errors = body.get("errors") or []
         if errors and not body.get("data"):
             message = "; ".join(str(e.get("message", e)) for e in errors)
-            raise (not_found(message) if "not found" in message.lower() or "not exist" in message.lower() else ClientError(message))
+            missing = "not found" in message.lower() or "not exist" in message.lower()
+            raise ClientError(message, EXIT_NOT_FOUND if missing else EXIT_FAILED)
         return body.get("data") or {}
 
     def _images(self, call: str) -> list[dict[str, Any]]:
@@ -79,7 +83,11 @@ class GraphQL(Backend):
         return [r for r in rows if tag is None or r["tag"] == tag]
 
     def by_digest(self, digest: str) -> list[dict[str, Any]]:
-        return self._images(f"ImageListForDigest(id: {quote(digest)})")
+        """zli takes a short digest; a search API that wants the whole one gets it, else the catalog is scanned."""
+        full = f"sha256:{digest}" if _FULL_HEX.match(digest) else digest
+        if not _FULL_DIGEST.match(full):
+            return Distribution(self.registry).by_digest(digest)
+        return self._images(f"ImageListForDigest(id: {quote(full)})")
 
     def derived(self, image: str) -> list[dict[str, Any]]:
         return self._images(f"DerivedImageList(image: {quote(image)})")
@@ -89,7 +97,16 @@ class GraphQL(Backend):
 
     def cves(self, image: str, searched: str = "") -> list[dict[str, Any]]:
         data = self.query(f"{{ CVEListForImage(image: {quote(image)}, searchedCVE: {quote(searched)}) {{ Tag CVEList {{ {CVE_FIELDS} }} }} }}")
-        return [cve_row(c) for c in (data.get("CVEListForImage") or {}).get("CVEList") or []]
+        rows = [cve_row(c) for c in (data.get("CVEListForImage") or {}).get("CVEList") or []]
+        if not rows:
+            self._must_exist(image)
+        return rows
+
+    def _must_exist(self, image: str) -> None:
+        """An empty answer about an image that is not there is an unknown image (exit 5), not a clean one."""
+        repo, reference = split_image(image)
+        if self.registry.raw("HEAD", f"/v2/{repo}/manifests/{reference}", headers={"Accept": ", ".join(MANIFEST_TYPES)}).status_code == 404:
+            raise not_found(image)
 
     def affected(self, cve: str) -> list[dict[str, Any]]:
         return self._images(f"ImageListForCVE(id: {quote(cve)})")
@@ -206,7 +223,8 @@ class Distribution(Backend):
 
     def by_digest(self, digest: str) -> list[dict[str, Any]]:
         """zot's ImageListForDigest: the manifest, its config or a layer has the digest."""
-        return [_public(row) for row in self._all() if row["digest"].startswith(digest) or any(b.startswith(digest) for b in row["blobs"])]
+        wanted = digest.split(":", 1)[-1]
+        return [_public(row) for row in self._all() if any(d.split(":", 1)[-1].startswith(wanted) for d in [row["digest"], *row["blobs"]] if d)]
 
     def derived(self, image: str) -> list[dict[str, Any]]:
         """Images whose layers start with all of this image's layers, and add more."""
