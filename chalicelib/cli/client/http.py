@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 from typing import Any
-from urllib.parse import urljoin, urlparse
+from urllib.parse import ParseResult, urljoin, urlparse
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -15,6 +15,7 @@ from chalicelib.cli.client.errors import EXIT_AUTH, EXIT_NOT_FOUND, EXIT_UNREACH
 
 TIMEOUT = (10, 300)
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+EXTENSIONS_PREFIX = "/v2/_zot/"
 _REPO_PATH = re.compile(r"^/v2/(.+?)/(?:manifests|blobs|tags|referrers)/")
 
 
@@ -70,7 +71,7 @@ class Registry:
 
     def _send(self, method: str, path: str, repo: str, kwargs: dict[str, Any]) -> requests.Response:
         headers = dict(kwargs.pop("headers", None) or {})
-        headers.update(self._authorization(repo, urlparse(self.url(path)).netloc))
+        headers.update(self._authorization(repo, urlparse(self.url(path))))
         url = self.url(path)
         try:
             response = self.session.request(method, url, headers=headers, **kwargs)
@@ -92,17 +93,23 @@ class Registry:
             click.echo(f"{method} {url} -> {response.status_code}", err=True)
         return response
 
-    def _authorization(self, repo: str, netloc: str) -> dict[str, str]:
-        """Credentials go only to the registry's own host: never to a presigned storage URL it redirects to."""
-        if netloc != self.host:
+    def _authorization(self, repo: str, url: ParseResult) -> dict[str, str]:
+        """Credentials go only to the registry's own host: never to a presigned storage URL it redirects to.
+
+        zot's extensions answer anonymous callers without a challenge (search just shows less), so, as zli does,
+        they get Basic credentials up front when there are any.
+        """
+        if url.netloc != self.host:
             return {}
+        credentials = self.credentials_for_repo(repo)
+        if credentials and url.path.startswith(EXTENSIONS_PREFIX):  # a token names repositories; search needs the user
+            return {"Authorization": requests.auth._basic_auth_str(*credentials)}
         with self._lock:
             token = self._tokens.get(repo) or self._tokens.get("")
             scheme = self._scheme
         if scheme == "bearer" and token:
             return {"Authorization": f"Bearer {token}"}
-        credentials = self.credentials_for_repo(repo)
-        if scheme == "basic" and credentials:
+        if credentials and scheme == "basic":
             return {"Authorization": requests.auth._basic_auth_str(*credentials)}
         return {}
 
