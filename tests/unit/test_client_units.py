@@ -213,3 +213,39 @@ def test_the_client_imports_no_server_package() -> None:
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             reached |= {n for n in names if n.startswith("chalicelib.") and not n.startswith(("chalicelib.cli.client", "chalicelib.spec"))}
     assert not reached
+
+
+def test_config_commands_as_typed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """zli's config subcommands, end to end through click; a stored password is never shown."""
+    from click.testing import CliRunner
+
+    from chalicelib.cli.commands import main
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    runner = CliRunner()
+
+    def run(*args: str, code: int = 0) -> str:
+        result = runner.invoke(main, list(args))
+        assert result.exit_code == code, result.output
+        return result.output
+
+    run("config", "add", "a", "http://localhost:5000")
+    run("config", "add", "b", "https://reg.example.com")
+    run("config", "set-default", "b")
+    assert json.loads(run("config", "list", "-f", "json")) == [
+        {"name": "a", "url": "http://localhost:5000", "default": False},
+        {"name": "b", "url": "https://reg.example.com", "default": True},
+    ]
+    assert run("config", "list").splitlines()[1:] == [" a    http://localhost:5000", "*b    https://reg.example.com"]
+    run("config", "set", "a", "user", "alice:secret")
+    shown = run("config", "show", "a")
+    assert "user = alice:***" in shown and "secret" not in shown
+    assert stat.S_IMODE((tmp_path / ".zotless").stat().st_mode) == 0o600
+    assert run("config", "get", "a", "verify-tls") == "true\n"
+    run("config", "set", "a", "verify-tls", "no")
+    assert run("config", "get", "a", "verify-tls") == "false\n"
+    run("config", "reset", "a", "verify-tls")
+    assert run("config", "get", "a", "verify-tls") == "true\n"
+    run("config", "remove", "a")
+    assert "does not exist" in run("config", "get", "a", "url", code=1)
+    assert "not a registry URL" in run("config", "add", "c", "ftp://x", code=2)

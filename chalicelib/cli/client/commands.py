@@ -97,10 +97,12 @@ def config_add(name: str, url: str) -> None:
 @config_group.command("list")
 @click.option("-f", "--format", "fmt", type=click.Choice(output.FORMATS), default="text")
 def config_list(fmt: str) -> None:
-    """The configured registries (the default marked *)."""
+    """The configured registries (the default marked * in text)."""
     configs = ConfigFile()
     default = configs.default()
-    rows = [{"name": ("*" if entry is default else " ") + entry["_name"], "url": entry.get("url", "")} for entry in configs.configs]
+    rows = [{"name": entry["_name"], "url": entry.get("url", ""), "default": entry is default} for entry in configs.configs]
+    if fmt == "text":
+        rows = [{**row, "name": ("*" if row["default"] else " ") + row["name"]} for row in rows]
     output.emit(rows, fmt, [("NAME", "name"), ("URL", "url")])
 
 
