@@ -19,14 +19,12 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 setup: $(STAMP)
 
-# The integration tests drive the registry with skopeo and the web page with chromium, Debian packages.
+# The integration tests drive the registry with skopeo, the web page with chromium and the client's
+# progress display in tmux: Debian packages.
 skopeo:
-	@command -v skopeo >/dev/null 2>&1 || { \
-		echo "installing skopeo from Debian's packages"; \
-		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq skopeo >/dev/null; }
-	@command -v chromium >/dev/null 2>&1 || { \
-		echo "installing chromium from Debian's packages"; \
-		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+	@command -v skopeo >/dev/null 2>&1 && command -v tmux >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 || { \
+		echo "installing skopeo, tmux and chromium from Debian's packages"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq skopeo tmux chromium >/dev/null; }
 
 run: setup
 	$(BIN)/zotless serve --config $(CONFIG) --port $(PORT) --data $(DATA)

@@ -1,4 +1,4 @@
-"""The `zotless` command: server commands now; `config add`, `images` and `cve` join it later."""
+"""The `zotless` command: the server commands, and the client's (chalicelib/cli/client) registered beside them."""
 
 from __future__ import annotations
 
@@ -241,6 +241,16 @@ def cve_db_status(config_path: str | None) -> None:
         raise click.ClickException("no advisory database loaded: run `zotless cve-db update --from SOURCE`")
     click.echo(json.dumps(current.status()))
 
+
+def _register_client() -> None:
+    """The client's groups (config, image, cve, repo, search, status, push, pull, copy) beside the server's."""
+    from chalicelib.cli.client.commands import CLIENT_COMMANDS
+
+    for command in CLIENT_COMMANDS:
+        main.add_command(command)
+
+
+_register_client()
 
 if __name__ == "__main__":
     main()
