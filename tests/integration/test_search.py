@@ -6,53 +6,15 @@ multi-platform index (skopeo copy --all), a cosign-style signature and an SBOM (
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
-from oras.client import OrasClient
-from oras.oci import Subject
 
-from tests.integration.conftest import OCI_MANIFEST, RunningRegistry, run_skopeo
-from tests.integration.images import layer_tar
+from tests.integration.conftest import RunningRegistry
+from tests.integration.images import COSIGN_SIG, SPDX, push_showcase
 
 pytestmark = pytest.mark.integration
-COSIGN_SIG = "application/vnd.dev.cosign.artifact.sig.v1+json"
-SPDX = "application/spdx+json"
-
-
-def _blob(layout: Path, data: bytes) -> dict[str, Any]:
-    digest = hashlib.sha256(data).hexdigest()
-    path = layout / "blobs" / "sha256" / digest
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return {"digest": f"sha256:{digest}", "size": len(data)}
-
-
-def _image(layout: Path, layers: list[bytes], config: dict[str, Any], annotations: dict[str, str] | None = None) -> dict[str, Any]:
-    """Write one image's blobs; returns its manifest descriptor."""
-    diff_ids = ["sha256:" + hashlib.sha256(gzip.decompress(layer)).hexdigest() for layer in layers]
-    config_bytes = json.dumps({**config, "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **_blob(layout, config_bytes)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **_blob(layout, layer)} for layer in layers],
-        **({"annotations": annotations} if annotations else {}),
-    }
-    return {"mediaType": OCI_MANIFEST, **_blob(layout, json.dumps(manifest).encode())}
-
-
-def write_layout(layout: Path, tag: str, top: dict[str, Any]) -> None:
-    layout.mkdir(parents=True, exist_ok=True)
-    (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-    entry = {**top, "annotations": {"org.opencontainers.image.ref.name": tag}}
-    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
-
-
 def search(registry: RunningRegistry, text: str) -> dict[str, Any]:
     response = registry("GET", "/v2/_zot/ext/search", params={"query": text})
     document = response.json()
@@ -64,36 +26,8 @@ def search(registry: RunningRegistry, text: str) -> dict[str, Any]:
 def pushed(skopeo: str, registry: RunningRegistry, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     tmp = tmp_path_factory.mktemp("search-images")
     prefix = f"it/search-{hashlib.sha256(str(tmp).encode()).hexdigest()[:8]}"
-    base_layer, app_layer = layer_tar({"etc/os-release": b"ID=base\n"}), layer_tar({"app/run": b"#!/bin/sh\necho app\n"})
-    base = _image(tmp / "base", [base_layer], {"os": "linux", "architecture": "amd64", "created": "2024-01-01T00:00:00Z"})
-    write_layout(tmp / "base", "1", base)
-    app_config = {
-        "os": "linux",
-        "architecture": "amd64",
-        "created": "2024-06-01T00:00:00Z",
-        "config": {"Labels": {"org.opencontainers.image.vendor": "Acme", "org.opencontainers.image.licenses": "MIT"}},
-        "history": [{"created_by": "ADD os-release"}, {"created_by": "COPY app"}],
-    }
-    app = _image(tmp / "app", [base_layer, app_layer], app_config, {"org.opencontainers.image.description": "the app"})
-    write_layout(tmp / "app", "1.0", app)
-    children = []
-    for arch in ("amd64", "arm64"):
-        child = _image(tmp / "multi", [layer_tar({"arch": arch.encode()})], {"os": "linux", "architecture": arch, "created": "2023-01-01T00:00:00Z"})
-        children.append({**child, "platform": {"os": "linux", "architecture": arch}})
-    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": children}
-    write_layout(tmp / "multi", "2.0", {"mediaType": index["mediaType"], **_blob(tmp / "multi", json.dumps(index).encode())})
-    for name, tag in (("base", "1"), ("app", "1.0"), ("multi", "2.0")):
-        source = f"oci:{tmp / name}:{tag}"
-        run_skopeo(skopeo, "copy", "--all", "--preserve-digests", "--dest-tls-verify=false", source, f"docker://{registry.host}/{prefix}/{name}:{tag}")
-    oras = OrasClient(hostname=registry.host, insecure=True, tls_verify=False)
-    subject = Subject(mediaType=OCI_MANIFEST, digest=app["digest"], size=app["size"])
-    for artifact_type, name, content in ((COSIGN_SIG, "sig.json", b'{"critical": {}}'), (SPDX, "sbom.spdx.json", b'{"spdxVersion": "SPDX-2.3"}')):
-        (tmp / name).write_bytes(content)
-        (tmp / f"{name}.config").write_bytes(b"{}")
-        created = {"org.opencontainers.image.created": "2020-01-01T00:00:00Z"}  # older than the app: its LastUpdated
-        oras.push(target=f"{registry.host}/{prefix}/app:{name}", files=[str(tmp / name)], manifest_config=f"{tmp / name}.config:{artifact_type}",
-                  subject=subject, manifest_annotations=created, disable_path_validation=True, quiet=True)  # fmt: skip
-    return {"prefix": prefix, "app": app["digest"], "base_layer": _blob(tmp, base_layer)["digest"]}
+    # The referrers are older than the app: its LastUpdated stays the app's own.
+    return push_showcase(skopeo, registry.host, tmp, prefix, "the app", ["ADD os-release", "COPY app"], signed_at="2020-01-01T00:00:00Z")
 
 
 def test_repository_list_and_search_show_the_pushed_images(registry: RunningRegistry, pushed: dict[str, str]) -> None:

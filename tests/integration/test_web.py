@@ -17,14 +17,11 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from oras.client import OrasClient
-from oras.oci import Subject
 
 from chalicelib.api.endpoints import WEB_PATH
 from tests.integration.authconfig import PASSWORDS, creds
-from tests.integration.conftest import OCI_MANIFEST, RunningRegistry, run_skopeo
-from tests.integration.images import layer_tar
-from tests.integration.test_search import COSIGN_SIG, SPDX, _blob, _image, write_layout
+from tests.integration.conftest import RunningRegistry, run_skopeo
+from tests.integration.images import push_showcase
 
 pytestmark = pytest.mark.integration
 CHROMIUM = "/usr/bin/chromium"
@@ -73,44 +70,9 @@ def shot(page: Any, name: str) -> None:
 def images(skopeo: str, registry: RunningRegistry, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A base image, an app on its layer (description, history, signature, SBOM) and a two-platform index."""
     tmp = tmp_path_factory.mktemp("web-images")
-    prefix = f"web/{uuid.uuid4().hex[:8]}"
-    base_layer, app_layer = layer_tar({"etc/os-release": b"ID=base\n"}), layer_tar({"app/run": b"#!/bin/sh\necho app\n"})
-    base = _image(tmp / "base", [base_layer], {"os": "linux", "architecture": "amd64", "created": "2024-01-01T00:00:00Z"})
-    write_layout(tmp / "base", "1", base)
-    app_config = {
-        "os": "linux",
-        "architecture": "amd64",
-        "created": "2024-06-01T00:00:00Z",
-        "config": {"Labels": {"org.opencontainers.image.vendor": "Acme", "org.opencontainers.image.licenses": "MIT"}},
-        "history": [{"created_by": "/bin/sh -c #(nop) ADD os-release /etc/"}, {"created_by": "COPY app /app"}],
-    }
     about = "The app.\n\nRun it with `app run`; it serves on port 8080."
-    app = _image(tmp / "app", [base_layer, app_layer], app_config, {"org.opencontainers.image.description": about})
-    write_layout(tmp / "app", "1.0", app)
-    children = []
-    for arch in ("amd64", "arm64"):
-        child = _image(tmp / "multi", [layer_tar({"arch": arch.encode()})], {"os": "linux", "architecture": arch, "created": "2023-01-01T00:00:00Z"})
-        children.append({**child, "platform": {"os": "linux", "architecture": arch}})
-    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": children}
-    write_layout(tmp / "multi", "2.0", {"mediaType": index["mediaType"], **_blob(tmp / "multi", json.dumps(index).encode())})
-    for name, tag in (("base", "1"), ("app", "1.0"), ("multi", "2.0")):
-        run_skopeo(
-            skopeo,
-            "copy",
-            "--all",
-            "--preserve-digests",
-            "--dest-tls-verify=false",
-            f"oci:{tmp / name}:{tag}",
-            f"docker://{registry.host}/{prefix}/{name}:{tag}",
-        )
-    oras = OrasClient(hostname=registry.host, insecure=True, tls_verify=False)
-    subject = Subject(mediaType=OCI_MANIFEST, digest=app["digest"], size=app["size"])
-    for artifact_type, name, content in ((COSIGN_SIG, "sig.json", b'{"critical": {}}'), (SPDX, "sbom.spdx.json", b'{"spdxVersion": "SPDX-2.3"}')):
-        (tmp / name).write_bytes(content)
-        (tmp / f"{name}.config").write_bytes(b"{}")
-        oras.push(target=f"{registry.host}/{prefix}/app:{name}", files=[str(tmp / name)], manifest_config=f"{tmp / name}.config:{artifact_type}",
-                  subject=subject, disable_path_validation=True, quiet=True)  # fmt: skip
-    return {"prefix": prefix, "app": app["digest"]}
+    history = ["/bin/sh -c #(nop) ADD os-release /etc/", "COPY app /app"]
+    return push_showcase(skopeo, registry.host, tmp, f"web/{uuid.uuid4().hex[:8]}", about, history)
 
 
 def repo_names(page: Any) -> list[str]:
