@@ -75,7 +75,10 @@ if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") in ("provisioned-concurrency
 def serve() -> Response:
     current = app.current_request
     result = service().api.handle(request_from_event(current.to_original_event(), current.raw_body or b""))
-    return Response(body=result.body_bytes(), headers=dict(result.headers.items()), status_code=result.status)
+    headers: dict[str, Any] = dict(result.headers.items())
+    if result.cookies:
+        headers["Set-Cookie"] = list(result.cookies)  # Chalice sends a list as multiValueHeaders
+    return Response(body=result.body_bytes(), headers=headers, status_code=result.status)
 
 
 @app.route("/v2", methods=ALL_METHODS, content_types=["*/*"])
@@ -103,6 +106,12 @@ def stage_registry() -> Response:
 @app.route("/auth/token", methods=["GET"])
 def token() -> Response:
     """Docker's token endpoint (the Bearer challenge's realm), when http.auth.bearer is configured."""
+    return serve()
+
+
+@app.route("/zot/auth/logout", methods=["POST"])
+def logout() -> Response:
+    """zot's UI logout: clears its session cookie (chalicelib/auth/sessions.py)."""
     return serve()
 
 
