@@ -70,11 +70,13 @@ def _attributes(max_age: int, secure: bool) -> str:
 class Sessions:
     """Issues and verifies session cookies; `password_hash(user)` is the user's current htpasswd hash, or None."""
 
-    def __init__(self, key: str, password_hash: Callable[[str], bytes | None], lifetime: int = SESSION_SECONDS, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, key: str, password_hash: Callable[[str], bytes | None], lifetime: int = SESSION_SECONDS, clock: Callable[[], float] | None = None
+    ) -> None:
         self._key = hmac.new(key.encode(), _CONTEXT, hashlib.sha256).digest()
         self._password_hash = password_hash
         self.lifetime = lifetime
-        self._clock = clock
+        self._clock = clock or (lambda: time.time())  # looked up per call, so a test's patched clock applies
 
     def _fingerprint(self, user: str) -> str:
         hashed = self._password_hash(user)
