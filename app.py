@@ -23,6 +23,7 @@ from chalicelib.config.durations import gc_interval_seconds, interval_seconds
 if TYPE_CHECKING:
     from chalicelib.api.service import Service
     from chalicelib.ops.health import Health
+    from chalicelib.spec.http import Response as CoreResponse
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 GC_SAFETY_SECONDS = 30  # stop before Lambda's limit; the next run continues from the cursor
@@ -82,7 +83,15 @@ def serve() -> Response:
         from chalicelib.ops.measures import measure
 
         emit(measure(request.method, request.path, result, time.monotonic() - started))  # an EMF line: no API call
-    return Response(body=result.body_bytes(), headers=dict(result.headers.items()), status_code=result.status)
+    return respond(result)
+
+
+def respond(result: CoreResponse) -> Response:
+    """The core's response as Chalice's; several cookies go out as multiValueHeaders."""
+    headers: dict[str, Any] = dict(result.headers.items())
+    if result.cookies:
+        headers["Set-Cookie"] = list(result.cookies)
+    return Response(body=result.body_bytes(), headers=headers, status_code=result.status)
 
 
 @cache
@@ -93,8 +102,7 @@ def health() -> Health:
 
 
 def check(path: str) -> Response:
-    result = health().answer(path)
-    return Response(body=result.body_bytes(), headers=dict(result.headers.items()), status_code=result.status)
+    return respond(health().answer(path))
 
 
 @app.route("/livez", methods=["GET"])
@@ -139,6 +147,12 @@ def stage_registry() -> Response:
 @app.route("/auth/token", methods=["GET"])
 def token() -> Response:
     """Docker's token endpoint (the Bearer challenge's realm), when http.auth.bearer is configured."""
+    return serve()
+
+
+@app.route("/zot/auth/logout", methods=["POST"])
+def logout() -> Response:
+    """zot's UI logout: clears its session cookie (chalicelib/auth/sessions.py)."""
     return serve()
 
 

@@ -65,9 +65,13 @@ def proxy_event(request: Request, body: bytes) -> dict[str, Any]:
 def response_from_result(result: Mapping[str, Any]) -> Response:
     """An HTTP response from a proxy result: single and multi-value headers, base64 bodies decoded."""
     headers = Headers((str(k), str(v)) for k, v in (result.get("headers") or {}).items())
+    cookies: list[str] = []
     for name, values in (result.get("multiValueHeaders") or {}).items():
-        headers[str(name)] = ", ".join(str(v) for v in values)
-    return Response(int(result["statusCode"]), headers, response_body(result))
+        if str(name).lower() == "set-cookie":
+            cookies.extend(str(v) for v in values)  # joined with commas they would be one broken cookie
+        else:
+            headers[str(name)] = ", ".join(str(v) for v in values)
+    return Response(int(result["statusCode"]), headers, response_body(result), cookies)
 
 
 def missing_route() -> Response:

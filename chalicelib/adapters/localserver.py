@@ -358,6 +358,8 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.send_response(response.status)
         for name, value in headers.items():
             self.send_header(name, value)
+        for cookie in response.cookies:
+            self.send_header("Set-Cookie", cookie)
         self.end_headers()
         if not no_body:
             self._write_body([body] if isinstance(body, bytes) else body, chunked)

@@ -11,6 +11,8 @@ from urllib.parse import quote
 from chalicelib.api.limits import chunk_headers
 from chalicelib.api.router import Context, Router
 from chalicelib.auth.authn import TOKEN_PATH, Authenticator
+from chalicelib.auth.callers import PolicyCaller
+from chalicelib.auth.sessions import LOGOUT_PATH
 from chalicelib.config.schema import Config
 from chalicelib.model.access import ANONYMOUS, Action, Caller
 from chalicelib.model.locations import RoutedRegistry
@@ -162,6 +164,8 @@ class Api:
         add("/v2/{name}/referrers/{digest}", "GET", self.referrers, "read")
         if self.auth is not None and self.auth.tokens is not None:
             add(TOKEN_PATH, "GET", self._token, None)
+        if self.auth is not None:
+            add(LOGOUT_PATH, "POST", self._logout, None)
 
     def handle(self, request: Request, caller: Caller | None = None) -> Response:
         """Never raises for anything a client sends: errors become the spec's JSON bodies."""
@@ -177,6 +181,8 @@ class Api:
             response = error.to_response()
             for key, value in API_VERSION.items():
                 response.headers[key] = value
+        if isinstance(caller, PolicyCaller) and caller.cookies:
+            response.cookies.extend(caller.cookies)  # zot's UI session (chalicelib/auth/sessions.py)
         if request.method == "HEAD":
             response.body = b""
         return response
@@ -204,6 +210,11 @@ class Api:
         """Docker's token endpoint; auth issues the token for the caller this request authenticated as."""
         assert self.auth is not None
         return self.auth.token_endpoint(context.request, context.caller)
+
+    def _logout(self, context: Context) -> Response:
+        """zot's UI logout: clears the session cookie."""
+        assert self.auth is not None
+        return self.auth.logout(context.request)
 
     def _extension(self, context: Context) -> Response:
         """zot's extensions; their module (and ariadne with it) loads with the first such request, never at cold start."""

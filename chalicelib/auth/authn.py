@@ -12,12 +12,15 @@ import binascii
 import json
 import logging
 import re
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from chalicelib.auth.callers import Challenge, PolicyCaller, TokenCaller
 from chalicelib.auth.htpasswd import Passwords
 from chalicelib.auth.lockout import FailedLogins
 from chalicelib.auth.policy import Policy
+from chalicelib.auth.sessions import InvalidSession, Sessions, clearing_cookies, from_ui, secure_request, session_cookie
 from chalicelib.auth.tokens import InvalidToken, TokenIssuer, grant, parse_scopes
 from chalicelib.config.schema import Config, ConfigError, Http
 from chalicelib.model.access import Caller
@@ -47,14 +50,24 @@ class Authenticator:
     """Turns each request into a caller: anonymous, a Basic user, or a bearer token's holder."""
 
     def __init__(
-        self, http: Http, policy: Policy, passwords: Passwords | None, tokens: TokenIssuer | None, failures: FailedLogins | None = None
+        self,
+        http: Http,
+        policy: Policy,
+        passwords: Passwords | None,
+        tokens: TokenIssuer | None,
+        failures: FailedLogins | None = None,
+        sessions: Sessions | None = None,
     ) -> None:
-        """failures: None counts nothing (a config check, or `http.auth.lockout` with both limits 0)."""
+        """failures: None counts nothing (a config check, or `http.auth.lockout` with both limits 0).
+
+        sessions: zot's UI session cookies (chalicelib/auth/sessions.py); None issues and accepts none.
+        """
         self.http = http
         self.policy = policy
         self.passwords = passwords
         self.tokens = tokens
         self.failures = failures
+        self.sessions = sessions
 
     def authenticate(self, request: Request) -> Caller:
         """Raises 401 for bad credentials; no credentials at all is an anonymous caller."""
@@ -63,7 +76,7 @@ class Authenticator:
         challenge = self.challenge(request)
         header = (request.headers.get("Authorization") or "").strip()
         if not header:
-            return PolicyCaller(None, self.policy, challenge)
+            return self._session(request, challenge)
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "basic":
             return self._basic(value.strip(), request, challenge)
@@ -76,11 +89,31 @@ class Authenticator:
         credentials = _basic_credentials(value)
         user, password = credentials or ("", "")
         if credentials is not None and not user and not password:  # containers/image sends ":" when it has no credentials
-            return PolicyCaller(None, self.policy, challenge)
+            return self._session(request, challenge)
         self._refuse_while_locked(user, request.remote_addr or "unknown")
         if credentials is None or not self.passwords.check(value, user, password):
             raise self._failed(request, user, challenge)
+        cookies = self.sessions.issue(user, secure_request(request)) if self.sessions is not None and from_ui(request) else ()
+        return PolicyCaller(user, self.policy, challenge, presented=True, cookies=cookies)
+
+    def _session(self, request: Request, challenge: Challenge) -> Caller:
+        """No Authorization header: zot's UI session cookie's user, else anonymous (a stale cookie cleared, guests let in)."""
+        guest = from_ui(request) and self.policy.anonymous_reads_anything()  # zot's UI offers "continue as guest" on /v2/'s 200
+        anonymous = PolicyCaller(None, self.policy, challenge, presented=guest)
+        value = session_cookie(request) if self.sessions is not None and from_ui(request) else None
+        if value is None or self.sessions is None:
+            return anonymous
+        try:
+            user = self.sessions.verify(value)
+        except InvalidSession as error:
+            log.info("ignored a session cookie from %s: %s", request.remote_addr or "unknown", error)
+            return replace(anonymous, cookies=clearing_cookies(secure_request(request)))
         return PolicyCaller(user, self.policy, challenge, presented=True)
+
+    def logout(self, request: Request) -> Response:
+        """zot's POST /zot/auth/logout: the browser drops its cookie (nothing is stored server-side to delete)."""
+        headers = {"Content-Length": "0", "Cache-Control": "no-store"}
+        return Response(200, Headers(headers), b"", list(clearing_cookies(secure_request(request))))
 
     def _refuse_while_locked(self, user: str, source: str) -> None:
         """429 before any password is checked while the user or the address is locked, so a guess learns nothing."""
@@ -110,8 +143,8 @@ class Authenticator:
     def challenge(self, request: Request) -> Challenge:
         """Bearer when the registry issues tokens (Basic still works), else Basic; the token endpoint itself asks Basic."""
         if self.tokens is None or request.path == TOKEN_PATH:
-            return Challenge("Basic", self.http.realm)
-        return Challenge("Bearer", self.token_realm(request), self.tokens.service)
+            return Challenge("Basic", self.http.realm, quiet=from_ui(request))
+        return Challenge("Bearer", self.token_realm(request), self.tokens.service, quiet=from_ui(request))
 
     def token_realm(self, request: Request) -> str:
         """An absolute URL, as clients require: from config, else from the request's Host and X-Forwarded-Proto."""
@@ -153,6 +186,7 @@ def build_auth(config: Config, s3: Any = None, table: Table | None = None) -> Au
     bearer = http.auth.bearer if http.auth else None
     tokens = TokenIssuer(bearer.key.get_secret_value(), bearer.service, bearer.expiry) if bearer and bearer.key else None
     failures = FailedLogins(table, http.auth.lockout) if http.auth and table is not None else None
+    sessions = Sessions(bearer.key.get_secret_value(), _hash_of(passwords)) if tokens and bearer and bearer.key and passwords else None
     log.info(
         "auth: %s; %s; accessControl %s",
         f"htpasswd {http.auth.htpasswd.path}" if http.auth else "no logins",
@@ -161,7 +195,12 @@ def build_auth(config: Config, s3: Any = None, table: Table | None = None) -> Au
     )
     if http.auth and http.auth.failDelay > 0:
         log.info("auth: failDelay is not slept (it would hold the handler); http.auth.lockout limits failed logins")
-    return Authenticator(http, policy, passwords, tokens, failures if failures and failures.enabled else None)
+    return Authenticator(http, policy, passwords, tokens, failures if failures and failures.enabled else None, sessions)
+
+
+def _hash_of(passwords: Passwords) -> Callable[[str], bytes | None]:
+    """A user's current htpasswd hash, which session cookies are bound to."""
+    return lambda user: passwords.users().get(user)
 
 
 def check_auth(config: Config) -> None:

@@ -33,6 +33,7 @@ class Challenge:
     scheme: Literal["Basic", "Bearer"]
     realm: str
     service: str = ""
+    quiet: bool = False  # zot's UI asked: no WWW-Authenticate, so the browser shows zui's login page, not its own dialog
 
     def header(self, scope: str | None = None, error: str | None = None) -> str:
         if self.scheme == "Basic":
@@ -45,7 +46,7 @@ class Challenge:
         return "Bearer " + ",".join(parts)
 
     def unauthorized(self, scope: str | None = None, error: str | None = None, message: str | None = None, detail: object = None) -> RegistryError:
-        return Unauthorized(message, detail=detail, headers={"WWW-Authenticate": self.header(scope, error)})
+        return Unauthorized(message, detail=detail, headers={} if self.quiet else {"WWW-Authenticate": self.header(scope, error)})
 
 
 def _detail(action: Action | None, repo: str) -> dict[str, str] | None:
@@ -59,6 +60,7 @@ class PolicyCaller(Caller):
     policy: Policy = field(default_factory=lambda: Policy(None))
     challenge: Challenge | None = None  # None: the registry has no logins, so a refusal is final (403)
     presented: bool = False  # sent credentials: GET /v2/ answers 200 instead of the challenge
+    cookies: tuple[str, ...] = ()  # Set-Cookie values for the response: zot's UI logged in (or its stale session cleared)
 
     def may(self, action: Action, repo: str) -> bool:
         return self.policy.allows(self.name, action, repo)

@@ -67,6 +67,7 @@ class Response:
     status: int
     headers: Headers = field(default_factory=Headers)
     body: bytes | Iterable[bytes] = b""
+    cookies: list[str] = field(default_factory=list)  # Set-Cookie values: one header each, which Headers cannot hold
 
     def body_bytes(self) -> bytes:
         """Join a streamed body; only for adapters that cannot stream (Lambda) and for tests."""
