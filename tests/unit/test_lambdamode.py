@@ -167,3 +167,28 @@ def test_paths_outside_the_api_are_answered_by_the_gateway() -> None:
     assert response.status == 403 and json.loads(response.body_bytes()) == {"message": "Missing Authentication Token"}
     assert handler.events == []
     assert LambdaInvoker(handler)(request("GET", "/auth/token")).status == 200
+
+
+def test_payload_size_of_a_base64_event_is_counted_as_its_json() -> None:
+    from chalicelib.adapters.lambdamode import proxy_payload_size
+    from chalicelib.api.limits import payload_size
+
+    body = bytes(range(256)) * 64 + b"\xff\xfe/+="
+    event = proxy_event(request("PATCH", "/v2/a/b/blobs/uploads/u", body, {"Content-Length": str(len(body)), "X-Q": 'a"b\\c'}), body)
+    assert proxy_payload_size(event) == payload_size(event)
+    text = {"statusCode": 200, "headers": {}, "body": 'plain "text" \\ é', "isBase64Encoded": False}
+    assert proxy_payload_size(text) == payload_size(text)
+
+
+def test_a_chunk_is_not_serialized_again_to_measure_its_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counting a 4 MiB chunk's event as JSON cost a copy and a JSON pass of 5.6 MB per PATCH."""
+    import chalicelib.adapters.lambdamode as lambdamode
+
+    measured: list[int] = []
+    real = lambdamode.payload_size
+    monkeypatch.setattr(lambdamode, "payload_size", lambda document: measured.append(len(document.get("body") or "")) or real(document))
+    handler = Recorder()
+    body = b"z" * (1 << 20)
+    response = LambdaInvoker(handler)(request("PATCH", "/v2/a/blobs/uploads/x", body, {"Content-Length": str(len(body))}))
+    assert response.status == 200 and base64.b64decode(handler.events[0]["body"]) == body
+    assert measured and max(measured) < 1024
