@@ -49,7 +49,7 @@ def zotless() -> list[str]:
 def server(*options: str) -> Iterator[str]:
     """A `zotless serve` child on a free port; yields host:port and stops it (and its emulator) after."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ZOTLESS_", "AWS_ENDPOINT_URL"))}
-    process = subprocess.Popen([*zotless(), "serve", "--port", "0", *options], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+    process = subprocess.Popen([*zotless(), "serve", "--port", "0", "--ephemeral", *options], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     assert process.stdout is not None
     selector = selectors.DefaultSelector()
