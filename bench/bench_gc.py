@@ -15,7 +15,6 @@ import json
 import os
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -33,23 +32,9 @@ from chalicelib.config.schema import Config, Retention
 from chalicelib.lifecycle.gc import GarbageCollector
 from chalicelib.storage.aws import ensure_resources, make_clients
 from tests.conftest import Client
+from tests.counting import CallCounter
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-class CallCounter:
-    def __init__(self, *clients: Any) -> None:
-        self.calls: Counter[str] = Counter()
-        for client in clients:
-            client.meta.events.register("before-call.*.*", self._count)
-
-    def _count(self, model: Any, **_: Any) -> None:
-        self.calls[f"{model.service_model.service_name}:{model.name}"] += 1
-
-    def take(self) -> dict[str, int]:
-        taken = dict(sorted(self.calls.items()))
-        self.calls.clear()
-        return taken
 
 
 def populate(client: Client, manifests: int, repositories: int) -> list[tuple[str, str]]:

@@ -30,12 +30,12 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 from moto import mock_aws
 
-from bench.bench_gc import CallCounter
 from chalicelib.adapters.motoserver import install_item_rollback as install_fast_transactions
 from chalicelib.api.service import build_service
 from chalicelib.config.schema import Config
 from chalicelib.storage.aws import ensure_resources, make_clients
 from tests.conftest import Client
+from tests.counting import CallCounter
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # zui's texts (src/api.js): the home page's repository list and the search page.

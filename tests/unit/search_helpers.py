@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from typing import Any
 from urllib.parse import quote
 
@@ -68,18 +67,3 @@ def push_index(client: Client, repo: str, tag: str, children: list[tuple[str, by
     return sha256(body)
 
 
-class CallCounter:
-    """AWS calls by operation, counted with botocore's event hooks (as bench/bench_gc.py does)."""
-
-    def __init__(self, *clients: Any) -> None:
-        self.calls: Counter[str] = Counter()
-        for client in clients:
-            client.meta.events.register("before-call.*.*", self._count)
-
-    def _count(self, model: Any, **_: Any) -> None:
-        self.calls[f"{model.service_model.service_name}:{model.name}"] += 1
-
-    def take(self) -> dict[str, int]:
-        taken = dict(self.calls)
-        self.calls.clear()
-        return taken

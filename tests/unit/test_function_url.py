@@ -9,13 +9,10 @@ from __future__ import annotations
 import base64
 import io
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from chalicelib.adapters import logs
 from chalicelib.adapters.apigateway import response_body, url_event_for
 from chalicelib.api.limits import CHUNK_MAX_LENGTH, MAX_LAMBDA_BODY, TOO_LARGE_BODY
 from chalicelib.config.schema import Config
@@ -40,22 +37,6 @@ def lambda_app(service, monkeypatch: pytest.MonkeyPatch):
 
     monkeypatch.setattr(app_module, "service", lambda: service)
     return app_module.app
-
-
-@pytest.fixture
-def captured() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logs.JsonFormatter())
-    logger = logging.getLogger("zotless")
-    previous = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        yield stream
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous)
 
 
 def test_a_binary_chunked_push_with_repeated_query_and_headers(lambda_app) -> None:

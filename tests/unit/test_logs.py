@@ -8,7 +8,6 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -19,23 +18,6 @@ from chalicelib.spec.http import Headers, Request, Response
 
 SECRET = "s3cr3t-token"
 FIELDS = {"requestId", "method", "route", "path", "status", "latencyMs", "repository", "sourceIp"}
-
-
-@pytest.fixture
-def captured() -> Iterator[io.StringIO]:
-    """Everything the zotless loggers emit, formatted by the JSON formatter."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logs.JsonFormatter())
-    logger = logging.getLogger("zotless")
-    previous = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        yield stream
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous)
 
 
 def lines(stream: io.StringIO, logger: str) -> list[dict]:

@@ -12,8 +12,9 @@ from chalicelib.lifecycle.gc import GarbageCollector
 from chalicelib.lifecycle.rebuild import rebuild_index
 from chalicelib.storage.index import CATALOG, SUMMARIES
 from tests.conftest import Client, sha256
+from tests.counting import CallCounter
 from tests.unit.authsetup import As, Setup, auth_config, basic, challenge, service_for
-from tests.unit.search_helpers import COSIGN_SIG, NOTATION_SIG, SPDX, CallCounter, data, gql, push_index, push_referrer
+from tests.unit.search_helpers import COSIGN_SIG, NOTATION_SIG, SPDX, data, gql, push_index, push_referrer
 
 REPO_LIST = (
     "{RepoListWithNewestImage{Page {TotalCount ItemCount} Results {Name LastUpdated Size Platforms {Os Arch} Vendors StarCount "

@@ -10,9 +10,10 @@ import pytest
 from chalicelib.config.schema import Config, Cve
 from chalicelib.cve.service import CveService
 from tests.conftest import Client
+from tests.counting import CallCounter
 from tests.cve_images import dist_info, dpkg_entry, gzip_layer
 from tests.unit.authsetup import As, Setup, auth_config, basic
-from tests.unit.search_helpers import CallCounter, data, gql, push_index
+from tests.unit.search_helpers import data, gql, push_index
 from tests.unit.test_cve_scan import NEW_OPENSSL, OLD_OPENSSL, debian_image, push_raw
 
 ZLIB = dpkg_entry("zlib1g", "1:1.2.13.dfsg-1", "zlib")
