@@ -20,6 +20,7 @@ from chalicelib.spec.errors import (
     NameUnknown,
     RangeInvalid,
     RegistryError,
+    TooManyRequests,
 )
 from chalicelib.spec.manifests import IMAGE_CONFIG_TYPES, Manifest, config_facts, parse_manifest
 from chalicelib.spec.references import Digest, is_tag
@@ -216,8 +217,15 @@ class Registry:
         if body is None:
             raise ManifestUnknown(detail={"reference": reference})
         if self.count_downloads:
-            self.index.count_download(repo, stored.digest)
+            self._count_download(repo, stored.digest)
         return PulledManifest(stored.digest, stored.media_type, body)
+
+    def _count_download(self, repo: str, digest: str) -> None:
+        """A statistic never fails a pull: concurrent pulls of one repository may contend until the retries run out."""
+        try:
+            self.index.count_download(repo, digest)
+        except TooManyRequests:
+            log.warning("download of %s@%s not counted: the repository's counters are busy", repo, digest)
 
     def head_manifest(self, repo: str, reference: str) -> StoredManifest:
         return self._stored_manifest(repo, reference)
@@ -292,10 +300,6 @@ class Registry:
         if missing:
             raise ManifestBlobUnknown(detail={"missing": missing[:20]})
         return held
-
-    def platforms(self, repo: str, manifest: Manifest, held: dict[Digest, BlobLocation] | None = None) -> list[dict[str, str]]:
-        """Platforms for search: from the index's descriptors, or read once from the image config."""
-        return self.indexed_facts(repo, manifest, held)[0]
 
     def indexed_facts(self, repo: str, manifest: Manifest, held: dict[Digest, BlobLocation] | None = None) -> tuple[list[dict[str, str]], dict[str, Any]]:
         """Platforms and the config's facts for search (created, labels, history), from one read of the config."""

@@ -193,16 +193,6 @@ def _platform(document: dict[str, Any]) -> dict[str, str] | None:
     return platform or None
 
 
-def platform_of_config(config: bytes) -> dict[str, str] | None:
-    """os/architecture/variant from an image config, for search to list without reading S3.
-
-    Only those strings are kept, so nothing else in a config (odd numbers, deep nesting, bad text)
-    can stop a push: such a config just gives no platform facts.
-    """
-    document = _config_document(config)
-    return _platform(document) if document is not None else None
-
-
 def config_facts(config: bytes) -> dict[str, Any]:
     """What search shows from an image config (platform, created, labels, history), strings only and trimmed.
 

@@ -21,7 +21,7 @@ from chalicelib.storage.retries import ATTEMPTS, backoff
 
 # Cancellation reasons and error codes that say "try again", never "the condition is false".
 RETRYABLE_REASONS = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
-RETRYABLE_ERRORS = {"TransactionConflictException", "ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded"}
+RETRYABLE_ERRORS = {"TransactionConflictException"}  # botocore's standard retries already take throttling
 
 # How a read may see the table: every call site names one, and why. An eventually consistent read costs half.
 STRONG = "strong"  # a decision follows (a write, a 404 that ends a push), or a race needs the latest item
@@ -285,8 +285,10 @@ class Table:
         body = {"TableName": self.name, "Key": self.key(*key), "UpdateExpression": expression, **_expression_parts(condition, values, names)}
         return {"Update": body}
 
-    def op_delete(self, key: tuple[str, str | None], condition: str | None = None, values: dict[str, Any] | None = None) -> dict[str, Any]:
-        return {"Delete": {"TableName": self.name, "Key": self.key(*key), **_expression_parts(condition, values, None)}}
+    def op_delete(
+        self, key: tuple[str, str | None], condition: str | None = None, values: dict[str, Any] | None = None, names: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        return {"Delete": {"TableName": self.name, "Key": self.key(*key), **_expression_parts(condition, values, names)}}
 
 
 def _expression_parts(condition: str | None, values: dict[str, Any] | None, names: dict[str, str] | None) -> dict[str, Any]:

@@ -254,16 +254,14 @@ class RepoIndex:
         The repository's change count goes up in the same transaction, so search's summary notices.
         """
         condition, values = ("attribute_exists(#k)", None) if digest is None else ("digest = :d", {":d": digest})
-        removal = self.table.op_delete((repo, tag_key(tag)), condition, values)
-        if digest is None:
-            removal["Delete"]["ExpressionAttributeNames"] = {"#k": "key"}
-        reasons = self.table.transact([removal, self._changed(repo, existing=True)])
+        names = {"#k": "key"} if digest is None else None
+        reasons = self.table.transact([self.table.op_delete((repo, tag_key(tag)), condition, values, names), self._changed(repo, existing=True)])
         if reasons is None:
             return True
         if reasons[0] == "ConditionalCheckFailed":
             return False
         # no catalog item (a repository forgotten meanwhile): the tag still goes, nothing to count
-        return self.table.delete(repo, tag_key(tag), condition=condition, values=values, names={"#k": "key"} if digest is None else None)
+        return self.table.delete(repo, tag_key(tag), condition=condition, values=values, names=names)
 
     def _changed(self, repo: str, existing: bool = False) -> dict[str, Any]:
         """The catalog item's change count, bumped with every manifest or tag write: a summary of an older count is stale."""
@@ -391,12 +389,6 @@ class RepoIndex:
         check = self.table.op_update((CATALOG, repo), "SET summarized = :v", {":v": version}, condition, {"#k": "key"})
         item = {"repo": SUMMARIES, "key": repo, "summary": summary, "version": version}
         return self.table.transact([check, self.table.op_put(item)]) is None
-        condition = "attribute_exists(#k) AND " + ("version = :v" if version else "attribute_not_exists(version)")
-        check = {"ConditionCheck": {**self.table.op_update((CATALOG, repo), "SET x = :x")["Update"], "ConditionExpression": condition}}
-        del check["ConditionCheck"]["UpdateExpression"]
-        check["ConditionCheck"]["ExpressionAttributeNames"] = {"#k": "key"}
-        check["ConditionCheck"]["ExpressionAttributeValues"] = self.table.key(":v", None) if False else {}
-        return False
 
     def repository_exists(self, repo: str) -> bool:
         return self.table.get(CATALOG, repo) is not None

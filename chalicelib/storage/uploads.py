@@ -8,6 +8,7 @@ conditional write (a lease), so of two requests racing on one session exactly on
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -25,6 +26,7 @@ from chalicelib.storage.dynamo import Table
 from chalicelib.storage.memory import UPLOAD_MEMORY, MemoryBudget
 from chalicelib.storage.objectstore import ObjectStore
 
+log = logging.getLogger("zotless.uploads")
 MIN_PART = 5 << 20  # S3's smallest non-final part
 PART_SIZE = 8 << 20
 PARTS_IN_FLIGHT = 6
@@ -146,8 +148,11 @@ class SessionTable:
         def renew() -> None:
             while not stop.wait(RENEW_EVERY):
                 values = {":me": session.lease, ":until": int(time.time()) + LEASE_SECONDS}
-                if self.table.update((session.id, None), "SET lease_until = :until", values, "lease = :me") is None:
-                    return
+                try:
+                    if self.table.update((session.id, None), "SET lease_until = :until", values, "lease = :me") is None:
+                        return
+                except Exception:
+                    log.warning("could not renew the lease of upload %s", session.id, exc_info=True)
 
         renewer = threading.Thread(target=renew, name=f"lease-{session.id[:8]}", daemon=True)
         renewer.start()

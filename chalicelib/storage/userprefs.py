@@ -11,9 +11,9 @@ from typing import Literal
 from chalicelib.spec.errors import TooManyRequests
 from chalicelib.storage.dynamo import Table
 from chalicelib.storage.index import CATALOG
+from chalicelib.storage.retries import ATTEMPTS, backoff
 
 PREFS = "_userprefs"  # not a valid repository name
-ATTEMPTS = 4
 Kind = Literal["stars", "bookmarks"]
 
 
@@ -31,7 +31,7 @@ class UserPrefs:
 
         Each write is conditional on what was read, so two toggles at once never count a star twice.
         """
-        for _ in range(ATTEMPTS):
+        for attempt in range(ATTEMPTS):
             present = repo in (self.of(user)[0] if kind == "stars" else self.of(user)[1])
             operations = [self._set_op(user, repo, kind, present)]
             if kind == "stars":
@@ -39,6 +39,7 @@ class UserPrefs:
                 operations.append(self.table.op_update((CATALOG, repo), "ADD stars :n", {":n": count}, "attribute_exists(#k)", {"#k": "key"}))
             if self.table.transact(operations) is None:
                 return not present
+            backoff(attempt)
         raise TooManyRequests("the preference is being changed concurrently; retry", headers={"Retry-After": "1"})
 
     def _set_op(self, user: str, repo: str, kind: Kind, present: bool) -> dict[str, object]:

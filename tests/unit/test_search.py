@@ -216,6 +216,15 @@ def test_deep_query_is_refused(client: Client) -> None:
     assert status == 200 and "errors" not in document and document["data"]["__schema"]["queryType"]["name"] == "Query"
 
 
+def test_fragments_spread_twice_at_every_level_are_walked_once_each(client: Client) -> None:
+    """Thirty fragments that each spread the next twice: walked naively that is 2^30 visits, a kilobyte of query
+    that would hold a Lambda for minutes; each fragment must be measured once and the query answered at once."""
+    fragments = "".join(f"fragment F{n} on RepoSummary {{ Name ...F{n + 1} ...F{n + 1} }}\n" for n in range(30))
+    query = "{RepoListWithNewestImage {Results {...F0}}}\n" + fragments + "fragment F30 on RepoSummary { Name }\n"
+    status, document = gql(client, query, method="POST")
+    assert status == 200 and "errors" not in document, document
+
+
 def test_resolver_errors_are_200_with_errors_and_bad_bodies_400(client: Client) -> None:
     status, document = gql(client, '{Image(image: "no/such:tag"){Tag}}')
     assert status == 200 and document["data"] is None and "not found" in document["errors"][0]["message"]
