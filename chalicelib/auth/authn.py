@@ -90,9 +90,12 @@ class Authenticator:
         user, password = credentials or ("", "")
         if credentials is not None and not user and not password:  # containers/image sends ":" when it has no credentials
             return self._session(request, challenge)
-        self._refuse_while_locked(user, request.remote_addr or "unknown")
+        source = request.remote_addr or "unknown"
+        claimed = self._claim_attempt(user, source, known=credentials is not None and self.passwords.verified(value, user))
         if credentials is None or not self.passwords.check(value, user, password):
             raise self._failed(request, user, challenge)
+        if claimed:
+            self.failures.refund(user, source)  # type: ignore[union-attr]  # claimed only when failures are counted
         cookies = self.sessions.issue(user, secure_request(request)) if self.sessions is not None and from_ui(request) else ()
         return PolicyCaller(user, self.policy, challenge, presented=True, cookies=cookies)
 
@@ -115,12 +118,20 @@ class Authenticator:
         headers = {"Content-Length": "0", "Cache-Control": "no-store"}
         return Response(200, Headers(headers), b"", list(clearing_cookies(secure_request(request))))
 
-    def _refuse_while_locked(self, user: str, source: str) -> None:
-        """429 before any password is checked while the user or the address is locked, so a guess learns nothing."""
-        retry_after = self.failures.locked(user, source) if self.failures is not None else None
+    def _claim_attempt(self, user: str, source: str, known: bool) -> bool:
+        """429 before any password is checked while the user or the address is locked, so a guess learns nothing.
+
+        A credential this instance verified lately is only checked against the lock (one read). Any other is
+        counted as a failure first (atomic adds) and refunded if right, so concurrent guesses cannot all pass
+        one read of the lock. True when an attempt was counted.
+        """
+        if self.failures is None:
+            return False
+        retry_after = self.failures.locked(user, source) if known else self.failures.claim(user, source)
         if retry_after is not None:
             log.info("login refused while locked: user %r from %s", user[:64], source)
             raise TooManyRequests("too many failed logins; retry later", headers={"Retry-After": str(retry_after)})
+        return not known
 
     def _bearer(self, token: str, request: Request, challenge: Challenge) -> Caller:
         assert self.tokens is not None
@@ -136,8 +147,6 @@ class Authenticator:
     def _failed(self, request: Request, user: str, challenge: Challenge) -> RegistryError:
         source = request.remote_addr or "unknown"
         log.warning("failed login for user %r from %s", user[:64], source, extra={"fields": {"event": "loginFailed", "user": user[:64], "sourceIp": source}})
-        if self.failures is not None:
-            self.failures.record(user, source)
         return challenge.unauthorized(message="invalid username or password")
 
     def challenge(self, request: Request) -> Challenge:

@@ -105,12 +105,16 @@ class Passwords:
                     self._users = users
         return self._users
 
+    def verified(self, credential: str, user: str) -> bool:
+        """Whether this exact Basic value was verified for this user lately: then no guess is being made."""
+        cached = self._cache.get(hmac.new(self._cache_key, credential.encode(), hashlib.sha256).digest())
+        return cached is not None and cached[0] == user and cached[1] > time.monotonic()
+
     def check(self, credential: str, user: str, password: str) -> bool:
         """credential is the raw Basic value: a cache hit skips bcrypt entirely."""
         key = hmac.new(self._cache_key, credential.encode(), hashlib.sha256).digest()
-        cached = self._cache.get(key)
         now = time.monotonic()
-        if cached is not None and cached[0] == user and cached[1] > now:
+        if self.verified(credential, user):
             return True
         if not self._bcrypt(user, password):
             return False

@@ -52,15 +52,29 @@ class FailedLogins:
             return None
         return max(1, math.ceil(self._window_end(now) - now))
 
-    def record(self, user: str, source: str) -> None:
-        """One more failure on each counter (an atomic ADD); the counter that reaches its limit is logged once."""
+    def claim(self, user: str, source: str) -> int | None:
+        """Count a guess before its password is checked (an atomic ADD per counter), so the check and the count are one
+        decision: concurrent guesses each see the count the others made. Seconds to wait when over a limit, else None."""
         now = self.clock()
-        expires = int(self._window_end(now) + self.limits.window)
-        for key, (kind, limit) in self._counters(user, source, self._window(now)).items():
-            item = self.table.update((key, None), "ADD fails :one SET expires = :expires", {":one": 1, ":expires": expires})
-            if item is not None and int(item.get("fails", 0)) == limit:
+        over = False
+        for kind, limit, fails in self._add(user, source, 1, now):
+            over = over or fails > limit
+            if fails == limit:
                 who = user[:64] if kind == "user" else source
                 log.warning("logins locked for %s %r after %d failures", kind, who, limit, extra={"fields": {"event": "loginLocked", kind: who}})
+        return max(1, math.ceil(self._window_end(now) - now)) if over else None
+
+    def refund(self, user: str, source: str) -> None:
+        """The claimed attempt was the right password: it is no failure."""
+        self._add(user, source, -1, self.clock())
+
+    def _add(self, user: str, source: str, step: int, now: float) -> list[tuple[str, int, int]]:
+        expires = int(self._window_end(now) + self.limits.window)
+        counted = []
+        for key, (kind, limit) in self._counters(user, source, self._window(now)).items():
+            item = self.table.update((key, None), "ADD fails :step SET expires = :expires", {":step": step, ":expires": expires})
+            counted.append((kind, limit, int((item or {}).get("fails", 0))))
+        return counted
 
     def _counters(self, user: str, source: str, window: int) -> dict[str, tuple[str, int]]:
         """Counter id -> (kind, limit) for the counters that apply: no user counter without a user name."""

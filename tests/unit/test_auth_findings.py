@@ -7,6 +7,7 @@ are limited by a DynamoDB counter instead of a sleep; credentials that are not A
 from __future__ import annotations
 
 import base64
+import contextlib
 import time
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from chalicelib.auth import htpasswd
 from chalicelib.auth.htpasswd import Passwords
 from chalicelib.config.schema import Config, Lockout
 from chalicelib.spec.http import Response
-from tests.conftest import error_code, make_request
+from tests.conftest import at_once, error_code, make_request
 from tests.unit.authsetup import As, Setup, auth_config, basic, challenge, service_for
 
 # 1. HEAD on a blob links it into a repository only for callers who may push there
@@ -207,3 +208,24 @@ def test_lockout_config_and_disabling_it(tmp_path: Path, aws: None):
     assert service_for(config).api.auth.failures is not None  # type: ignore[attr-defined]
     config.http.auth.lockout = Lockout(perUser=0, perSource=0)
     assert service_for(config).api.auth.failures is None  # type: ignore[attr-defined]
+
+
+def test_concurrent_guesses_cannot_all_pass_one_read_of_the_lock(atomic_aws, lockout_service, monkeypatch: pytest.MonkeyPatch):
+    """The lock and the count are one decision: five guesses at once against a limit of three give three 401s and two 429s.
+
+    Every guess that reaches the password check waits there until three have (a slow bcrypt); with the count
+    taken only after the check, all five would have read an unlocked counter and reached it.
+    """
+    import threading
+
+    gate = threading.Barrier(3, timeout=5)
+    original = Passwords._bcrypt
+
+    def slow_bcrypt(self: Passwords, user: str, password: str) -> bool:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            gate.wait()
+        return original(self, user, password)
+
+    monkeypatch.setattr(Passwords, "_bcrypt", slow_bcrypt)
+    statuses = sorted(r.status for r in at_once(*[lambda n=n: login(lockout_service, "alice", f"guess-{n}") for n in range(5)]))
+    assert statuses == [401, 401, 401, 429, 429]
