@@ -23,6 +23,7 @@ from chalicelib.config.durations import gc_interval_seconds, interval_seconds
 if TYPE_CHECKING:
     from chalicelib.api.service import Service
     from chalicelib.ops.health import Health
+    from chalicelib.spec.http import Request as CoreRequest
     from chalicelib.spec.http import Response as CoreResponse
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
@@ -75,15 +76,23 @@ if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") in ("provisioned-concurrency
 
 
 def serve() -> Response:
-    current, started = app.current_request, time.monotonic()
+    current, started, core = app.current_request, time.monotonic(), service()
     request = request_from_event(current.to_original_event(), current.raw_body or b"")
-    result = service().api.handle(request)
-    if service().config.extensions.metrics.enable:
-        from chalicelib.ops.emf import emit
-        from chalicelib.ops.measures import measure
-
-        emit(measure(request.method, request.path, result, time.monotonic() - started))  # an EMF line: no API call
+    result = core.api.handle(request)
+    if core.config.extensions.metrics.enable:
+        emit_measure(request, result, started)
     return respond(result)
+
+
+def emit_measure(request: CoreRequest, result: CoreResponse, started: float) -> None:
+    """An EMF line (no API call); a request already served never becomes a 500 for its statistic."""
+    from chalicelib.ops.emf import emit
+    from chalicelib.ops.measures import measure
+
+    try:
+        emit(measure(request.method, request.path, result, time.monotonic() - started))
+    except Exception:  # noqa: BLE001 - the request was served; only its statistic is lost
+        access_log.exception("could not emit the request's metrics")
 
 
 def respond(result: CoreResponse) -> Response:
@@ -105,19 +114,19 @@ def check(path: str) -> Response:
     return respond(health().answer(path))
 
 
-@app.route("/livez", methods=["GET"])
+@app.route("/livez", methods=["GET"], content_types=["*/*"])
 def livez() -> Response:
     """zot's health endpoints (chalicelib/ops/health.py); unauthenticated, as zot's are."""
     return check("/livez")
 
 
-@app.route("/readyz", methods=["GET"])
+@app.route("/readyz", methods=["GET"], content_types=["*/*"])
 def readyz() -> Response:
     """503 when S3 or DynamoDB does not answer."""
     return check("/readyz")
 
 
-@app.route("/startupz", methods=["GET"])
+@app.route("/startupz", methods=["GET"], content_types=["*/*"])
 def startupz() -> Response:
     return check("/startupz")
 
@@ -144,13 +153,13 @@ def stage_registry() -> Response:
     return serve()
 
 
-@app.route("/auth/token", methods=["GET"])
+@app.route("/auth/token", methods=["GET"], content_types=["*/*"])
 def token() -> Response:
     """Docker's token endpoint (the Bearer challenge's realm), when http.auth.bearer is configured."""
     return serve()
 
 
-@app.route("/zot/auth/logout", methods=["POST"])
+@app.route("/zot/auth/logout", methods=["POST"], content_types=["*/*"])
 def logout() -> Response:
     """zot's UI logout: clears its session cookie (chalicelib/auth/sessions.py)."""
     return serve()

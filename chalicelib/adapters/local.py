@@ -48,8 +48,11 @@ def local_service(
         return
     with start_moto(data=data) as moto:
         os.environ["AWS_ENDPOINT_URL"] = moto.endpoint
-        for variable, value in (("AWS_ACCESS_KEY_ID", "zotless"), ("AWS_SECRET_ACCESS_KEY", "zotless"), ("AWS_DEFAULT_REGION", "us-east-1")):
-            os.environ.setdefault(variable, value)
+        # The emulator takes any key: a real one from the environment would only end up in its presigned URLs and logs.
+        for variable in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
+            os.environ.pop(variable, None)
+        os.environ.update(AWS_ACCESS_KEY_ID="zotless", AWS_SECRET_ACCESS_KEY="zotless")
+        os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
         clients = make_clients(config)
         ensure_resources(config, clients)
         claim_index(config, clients)

@@ -1,8 +1,10 @@
 """Failed-login limits kept in DynamoDB, so no handler sleeps and every instance counts the same failures.
 
 A sleeping Lambda is busy and billed, so a delay per failed login would let unauthenticated clients use up
-the function's concurrency. Instead each failure adds one, atomically, to a counter for the user name and
-one for the source address. Counters live in fixed windows (`http.auth.lockout.window`) as items of the
+the function's concurrency. Instead each login attempt that is not a credential this instance verified
+lately adds one, atomically, to a counter for the user name and one for the source address, before its
+password is checked (refunded when it was right), so concurrent guesses see each other's counts.
+Counters live in fixed windows (`http.auth.lockout.window`) as items of the
 uploads table, whose TTL attribute `expires` removes them; they have no `created`, so the expired-session
 sweep never sees them. While a counter is at its limit every login it covers is answered 429 with
 Retry-After before any password is checked: the right password too, until the window ends.

@@ -120,7 +120,10 @@ def gc(config_path: str | None, dry_run: bool, delay: str | None) -> None:
 
     config = _config(config_path)
     if delay is not None:
-        config.storage.gcDelay = parse_duration(delay)
+        try:
+            config.storage.gcDelay = parse_duration(delay)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--delay") from error
     configure_logging(config)
     for report in collect_everywhere(build_service(config), dry_run=dry_run):
         click.echo(report.line())

@@ -18,7 +18,6 @@ from chalicelib.lifecycle.rebuild import UNREADABLE, RebuildReport, rebuild_inde
 from chalicelib.model.registry import manifest_object_key, tag_object_key
 from chalicelib.spec.manifests import Manifest, parse_manifest
 from chalicelib.spec.references import Digest, ResumableHash
-from chalicelib.storage.index import tag_key
 
 log = logging.getLogger("zotless.scrub")
 
@@ -181,7 +180,7 @@ class Scrubber:
             manifest_items, tag_items = index.repository_items(repo)
             for item in tag_items:
                 if store.get(tag_object_key(repo, str(item["key"])[2:])) is None:
-                    index.table.delete(repo, tag_key(str(item["key"])[2:]))
+                    index.delete_tag(repo, str(item["key"])[2:], str(item["digest"]))  # not one a client moved meanwhile
             for item in manifest_items:
                 digest = str(item["key"])[2:]
                 if store.size(manifest_object_key(repo, digest)) is None:

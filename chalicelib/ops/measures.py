@@ -54,7 +54,7 @@ def measure(method: str, path: str, response: Response, seconds: float) -> Reque
         method=method,
         status=response.status,
         seconds=seconds,
-        repo=repo_match.group(1) if repo_match else NO_REPO,
+        repo=repo_match.group(1) if repo_match and response.status not in (401, 403) else NO_REPO,  # a refused caller adds no series
         route=route_of(path),
         download=manifest and method == "GET" and response.status == 200,
         upload=manifest and method == "PUT" and response.status == 201,
