@@ -12,8 +12,9 @@ from typing import Any
 
 from chalicelib.cli.client.errors import EXIT_FAILED, EXIT_NOT_FOUND, ClientError, not_found
 from chalicelib.cli.client.http import Registry
-from chalicelib.cli.client.images import INDEX_TYPES, MANIFEST_TYPES, fetch_manifest, list_referrers
+from chalicelib.cli.client.images import MANIFEST_TYPES, fetch_manifest, list_referrers
 from chalicelib.cli.client.references import split_image
+from chalicelib.spec.manifests import INDEX_TYPES
 
 SEARCH_PATH = "/v2/_zot/ext/search"
 DISCOVER_PATH = "/v2/_oci/ext/discover"
