@@ -125,7 +125,8 @@ def _copy(client: Client, source: Path, dest: Path) -> str:
 
 def test_a_layout_whose_index_names_a_dot_dot_digest_is_refused(tmp_path: Path) -> None:
     (tmp_path / "escaped").write_bytes(_manifest("sha256:" + hashlib.sha256(b"{}").hexdigest()))
-    source = _layout(tmp_path / "x" / "y" / "src", {"schemaVersion": 2, "manifests": [{"mediaType": OCI_MANIFEST, "digest": "sha256:../../../../escaped", "size": 1}]})
+    entry = {"mediaType": OCI_MANIFEST, "digest": "sha256:../../../../escaped", "size": 1}
+    source = _layout(tmp_path / "x" / "y" / "src", {"schemaVersion": 2, "manifests": [entry]})
     assert "invalid digest" in _copy(Client(tmp_path), source, tmp_path / "x" / "y" / "dest")
     assert not (tmp_path / "x" / "y" / "dest" / "index.json").exists()
 
