@@ -14,7 +14,7 @@ from chalicelib.cli.client.errors import EXIT_NOT_FOUND, EXIT_USAGE, ClientError
 from chalicelib.cli.client.http import Registry
 from chalicelib.cli.client.images import read_image
 from chalicelib.cli.client.progress import reporter
-from chalicelib.cli.client.references import LayoutRef, RegistryRef, is_loopback, parse_reference, parse_registry_reference, split_image
+from chalicelib.cli.client.references import LayoutRef, RegistryRef, is_loopback, parse_digest, parse_reference, parse_registry_reference, split_image
 from chalicelib.cli.client.settings import KEYS, ConfigFile, check_url
 from chalicelib.cli.client.transfer import PushOptions, push_image, write_layout
 
@@ -326,7 +326,7 @@ def search_subject(common: Common, image: str) -> None:
     repo, reference = split_image(image)
     from chalicelib.cli.client.images import fetch_manifest
 
-    digest = reference if "@" in image else fetch_manifest(registry, repo, reference).digest
+    digest = str(parse_digest(reference, image)) if "@" in image else fetch_manifest(registry, repo, reference).digest
     output.emit(search.backend(registry).referrers(repo, digest), common.fmt, output.REFERRER_COLUMNS)
 
 
