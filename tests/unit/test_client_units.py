@@ -249,3 +249,29 @@ def test_config_commands_as_typed(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     run("config", "remove", "a")
     assert "does not exist" in run("config", "get", "a", "url", code=1)
     assert "not a registry URL" in run("config", "add", "c", "ftp://x", code=2)
+
+
+class _Rows:
+    """A search backend holding two tags of one digest in one repository."""
+
+    def images(self, repo: str = "", tag: str | None = None) -> list[dict]:
+        rows = [{"repo": "app", "tag": "1", "digest": "sha256:" + "a" * 64}, {"repo": "app", "tag": "2", "digest": "sha512:" + "b" * 128}]
+        return [r for r in rows if r["repo"] == repo and (tag is None or r["tag"] == tag)]
+
+
+def test_image_name_and_images_name_split_references_like_every_image_argument() -> None:
+    from chalicelib.cli.client.commands import _named_images
+
+    assert [r["tag"] for r in _named_images(_Rows(), "app")] == ["1", "2"]
+    assert [r["tag"] for r in _named_images(_Rows(), "app:2")] == ["2"]
+    assert [r["tag"] for r in _named_images(_Rows(), "app@sha512:" + "b" * 128)] == ["2"]
+
+
+def test_malformed_digests_from_anywhere_are_one_line_client_errors(tmp_path: Path) -> None:
+    from chalicelib.cli.client.images import descriptor_digest, layout_blob_path
+
+    with pytest.raises(ClientError, match="invalid digest"):
+        layout_blob_path(tmp_path, "sha256:../../x")
+    with pytest.raises(ClientError, match="digest is missing"):
+        descriptor_digest({"mediaType": "x"}, "here")
+    assert layout_blob_path(tmp_path, "sha512:" + "c" * 128) == tmp_path / "blobs" / "sha512" / ("c" * 128)

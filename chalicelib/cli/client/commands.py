@@ -14,7 +14,7 @@ from chalicelib.cli.client.errors import EXIT_NOT_FOUND, EXIT_USAGE, ClientError
 from chalicelib.cli.client.http import Registry
 from chalicelib.cli.client.images import read_image
 from chalicelib.cli.client.progress import reporter
-from chalicelib.cli.client.references import LayoutRef, RegistryRef, is_loopback, parse_reference, parse_registry_reference, split_image
+from chalicelib.cli.client.references import LayoutRef, RegistryRef, is_loopback, parse_digest, parse_reference, parse_registry_reference, split_image
 from chalicelib.cli.client.settings import KEYS, ConfigFile, check_url
 from chalicelib.cli.client.transfer import PushOptions, push_image, write_layout
 
@@ -181,12 +181,20 @@ def image_list(common: Common) -> None:
 @click.argument("image")
 @common_options
 def image_name(common: Common, image: str) -> None:
-    """REPO[:TAG]: the repository's images, or one tag."""
-    repo, _, tag = image.partition(":") if "@" not in image else (image, "", "")
-    rows = search.backend(connect(common)).images(repo, tag or None)
+    """REPO[:TAG|@DIGEST]: the repository's images, one tag, or the tags of one digest."""
+    rows = _named_images(search.backend(connect(common)), image)
     if not rows:
         raise ClientError(f"{image}: no images", EXIT_NOT_FOUND)
     _show_images(common, rows)
+
+
+def _named_images(found: Any, image: str) -> list[dict[str, Any]]:
+    """Rows for REPO, REPO:TAG or REPO@DIGEST, split as every other IMAGE argument is (split_image)."""
+    repo, reference = split_image(image)
+    if "@" in image:
+        return [row for row in found.images(repo) if row.get("digest") == reference]
+    named = ":" in image.rsplit("/", 1)[-1]
+    return found.images(repo, reference if named else None)
 
 
 @image_group.command("digest")
@@ -213,13 +221,16 @@ def image_base(common: Common, image: str) -> None:
     _show_images(common, search.backend(connect(common)).base(image))
 
 
-@image_group.command("cve")
+@click.command("cve")
 @click.argument("image")
 @click.option("--search", "searched", default="", help="Only CVEs whose id or title contains this.")
 @common_options
 def image_cve(common: Common, image: str, searched: str) -> None:
     """The CVEs of IMAGE (REPO:TAG)."""
     output.emit(search.backend(connect(common)).cves(image, searched), common.fmt, output.CVE_COLUMNS)
+
+
+image_group.add_command(image_cve, "cve")
 
 
 @click.command("images")
@@ -231,12 +242,7 @@ def images_command(common: Common, config_arg: str | None, name: str | None) -> 
     if config_arg and not common.config and not common.url:
         common.config = config_arg
     found = search.backend(connect(common))
-    if name:
-        repo, _, tag = name.partition(":")
-        rows = found.images(repo, tag or None)
-    else:
-        rows = found.images()
-    _show_images(common, rows)
+    _show_images(common, _named_images(found, name) if name else found.images())
 
 
 # cve
@@ -247,13 +253,7 @@ def cve_group() -> None:
     """CVEs of images, and images affected or fixed (needs the server's search extension)."""
 
 
-@cve_group.command("list")
-@click.argument("image")
-@click.option("--search", "searched", default="", help="Only CVEs whose id or title contains this.")
-@common_options
-def cve_list(common: Common, image: str, searched: str) -> None:
-    """The CVEs of IMAGE."""
-    output.emit(search.backend(connect(common)).cves(image, searched), common.fmt, output.CVE_COLUMNS)
+cve_group.add_command(image_cve, "list")
 
 
 @cve_group.command("affected")
@@ -326,7 +326,7 @@ def search_subject(common: Common, image: str) -> None:
     repo, reference = split_image(image)
     from chalicelib.cli.client.images import fetch_manifest
 
-    digest = reference if reference.startswith("sha256:") else fetch_manifest(registry, repo, reference).digest
+    digest = str(parse_digest(reference, image)) if "@" in image else fetch_manifest(registry, repo, reference).digest
     output.emit(search.backend(registry).referrers(repo, digest), common.fmt, output.REFERRER_COLUMNS)
 
 
@@ -351,17 +351,20 @@ def status_command(common: Common) -> None:
 # push, pull, copy
 
 
-def transfer_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    @click.option("--plain-http", is_flag=True, help="HTTP, not HTTPS, for a registry that is not on a loopback address.")
-    @click.option("--tls-verify/--no-tls-verify", default=True, help="Verify the registry's TLS certificate.")
-    @click.option("--chunk-size", type=click.IntRange(1), default=None, help="Bytes per upload request (default: the server's OCI-Chunk-Max-Length).")
-    @click.option("-j", "--jobs", type=click.IntRange(1, 32), default=4, show_default=True, help="Blobs moved in parallel.")
-    @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
-    @functools.wraps(function)
-    def wrapper(**kwargs: Any) -> Any:
-        return function(**kwargs)
+_TRANSFER_OPTIONS = [
+    click.option("--plain-http", is_flag=True, help="HTTP, not HTTPS, for a registry that is not on a loopback address."),
+    click.option("--tls-verify/--no-tls-verify", default=True, help="Verify the registry's TLS certificate."),
+    click.option("--chunk-size", type=click.IntRange(1), default=None, help="Bytes per upload request (default: the server's OCI-Chunk-Max-Length)."),
+    click.option("-j", "--jobs", type=click.IntRange(1, 32), default=4, show_default=True, help="Blobs moved in parallel."),
+    click.option("-q", "--quiet", is_flag=True, help="No progress output."),
+]
 
-    return wrapper
+
+def transfer_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The options push, pull and copy share, added to the command itself (no wrapper)."""
+    for option in reversed(_TRANSFER_OPTIONS):
+        function = option(function)
+    return function
 
 
 def _move(

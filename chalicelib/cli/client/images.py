@@ -17,17 +17,14 @@ from typing import IO, Any
 
 from chalicelib.cli.client.errors import ClientError, not_found
 from chalicelib.cli.client.http import Registry
-from chalicelib.cli.client.references import ArchiveRef, DirectoryRef, LayoutRef, Ref, RegistryRef
+from chalicelib.cli.client.references import ArchiveRef, DirectoryRef, LayoutRef, Ref, RegistryRef, parse_digest
+from chalicelib.spec.manifests import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
+from chalicelib.spec.references import Digest
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
-INDEX_TYPES = {OCI_INDEX, DOCKER_LIST}
 MANIFEST_TYPES = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST]
 REF_NAME = "org.opencontainers.image.ref.name"
 TITLE = "org.opencontainers.image.title"
@@ -36,7 +33,29 @@ EMPTY_JSON = b"{}"
 
 
 def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+    return str(Digest.of(data))
+
+
+def _json(body: bytes | str, where: str) -> Any:
+    """Parse JSON from a layout or a registry; bad JSON is a one-line error, never a traceback."""
+    try:
+        return json.loads(body)
+    except ValueError as error:
+        raise ClientError(f"{where}: not valid JSON ({error})") from None
+
+
+def json_document(body: bytes | str, where: str) -> dict[str, Any]:
+    """A manifest, index or index.json: JSON that must be an object."""
+    document = _json(body, where)
+    if not isinstance(document, dict):
+        raise ClientError(f"{where}: expected a JSON object")
+    return document
+
+
+def descriptor_digest(descriptor: object, where: str) -> str:
+    """The digest a descriptor names, checked by the spec's grammar (a `../` digest never becomes a path)."""
+    value = descriptor.get("digest") if isinstance(descriptor, dict) else None
+    return str(parse_digest(value, where))
 
 
 @dataclass
@@ -57,7 +76,7 @@ class Manifest:
 
     @property
     def document(self) -> dict[str, Any]:
-        return json.loads(self.body)
+        return json_document(self.body, f"manifest {self.digest}")
 
 
 @dataclass
@@ -97,11 +116,13 @@ class Walker:
             return
         self.seen.add(manifest.digest)
         children, blobs = descriptors(manifest.document)
+        where = f"manifest {manifest.digest}"
         for child in children:
-            self.walk(self.fetch(child["digest"], child.get("mediaType", OCI_MANIFEST)))
+            self.walk(self.fetch(descriptor_digest(child, where), child.get("mediaType", OCI_MANIFEST)))
         for descriptor in blobs:
-            if descriptor["digest"] not in self.blobs:
-                self.blobs[descriptor["digest"]] = self.blob(descriptor)
+            digest = descriptor_digest(descriptor, where)
+            if digest not in self.blobs:
+                self.blobs[digest] = self.blob({**descriptor, "digest": digest})
         self.manifests.append(manifest)
 
 
@@ -134,20 +155,19 @@ def read_layout(ref: LayoutRef) -> Image:
     root = ref.path
     if not (root / "index.json").is_file():
         raise ClientError(f"{root}: not an OCI image layout (no index.json)")
-    index = json.loads((root / "index.json").read_text())
-    entries = index.get("manifests") or []
+    index = json_document((root / "index.json").read_bytes(), f"{root / 'index.json'}")
+    entries = [e for e in index.get("manifests") or [] if isinstance(e, dict)]
     chosen = _choose(entries, ref)
 
     def blob_path(digest: str) -> Path:
-        algorithm, _, hex_ = digest.partition(":")
-        return root / "blobs" / algorithm / hex_
+        return layout_blob_path(root, digest)
 
     def fetch(digest: str, media_type: str) -> Manifest:
         path = blob_path(digest)
         if not path.is_file():
             raise ClientError(f"{root}: blob {digest} is missing")
         body = path.read_bytes()
-        return Manifest(digest, json.loads(body).get("mediaType") or media_type, body)
+        return Manifest(digest, json_document(body, f"{root}: manifest {digest}").get("mediaType") or media_type, body)
 
     def blob(descriptor: dict) -> Blob:
         path = blob_path(descriptor["digest"])
@@ -156,18 +176,26 @@ def read_layout(ref: LayoutRef) -> Image:
         return Blob(descriptor["digest"], path.stat().st_size, _open_file(path), descriptor.get("mediaType", "application/octet-stream"))
 
     walker = Walker(fetch, blob)
-    walker.walk(fetch(chosen["digest"], chosen.get("mediaType", OCI_MANIFEST)))
+    where = f"{root / 'index.json'}"
+    walker.walk(fetch(descriptor_digest(chosen, where), chosen.get("mediaType", OCI_MANIFEST)))
     image_manifests = list(walker.manifests)
     subjects = {m.digest for m in image_manifests}
     for entry in entries:
-        if entry["digest"] in walker.seen:
+        digest = descriptor_digest(entry, where)
+        if digest in walker.seen:
             continue
-        candidate = fetch(entry["digest"], entry.get("mediaType", OCI_MANIFEST))
+        candidate = fetch(digest, entry.get("mediaType", OCI_MANIFEST))
         if (candidate.document.get("subject") or {}).get("digest") in subjects:
             walker.walk(candidate)
     referrers = [m for m in walker.manifests if m.digest not in subjects]
     tag = ref.tag or (chosen.get("annotations") or {}).get(REF_NAME)
     return Image(image_manifests, walker.blobs, referrers, tag)
+
+
+def layout_blob_path(root: Path, digest: str) -> Path:
+    """blobs/ALGORITHM/HEX, built only from a parsed digest so it stays inside the layout."""
+    parsed = parse_digest(digest, f"{root}")
+    return root / "blobs" / parsed.algorithm / parsed.hex
 
 
 def _choose(entries: list[dict], ref: LayoutRef) -> dict:
@@ -305,8 +333,19 @@ def fetch_manifest(registry: Registry, repo: str, reference: str) -> Manifest:
     if response.status_code != 200:
         raise registry.error(response, f"{repo}:{reference}")
     body = response.content
-    media_type = response.headers.get("Content-Type", "").split(";")[0] or json.loads(body).get("mediaType", OCI_MANIFEST)
-    return Manifest(response.headers.get("Docker-Content-Digest") or sha256(body), media_type, body)
+    where = f"{registry.host}/{repo}@{reference}"
+    media_type = response.headers.get("Content-Type", "").split(";")[0] or json_document(body, where).get("mediaType", OCI_MANIFEST)
+    return Manifest(_checked_digest(body, reference, response.headers.get("Docker-Content-Digest"), where), media_type, body)
+
+
+def _checked_digest(body: bytes, reference: str, header: str | None, where: str) -> str:
+    """The manifest's digest: a requested digest or the registry's header must be the hash of the bytes received."""
+    wanted = parse_digest(reference, where) if ":" in reference else None
+    named = parse_digest(header, f"{where}: Docker-Content-Digest") if header else None
+    for expected in (wanted, named):
+        if expected is not None and Digest.of(body, expected.algorithm) != expected:
+            raise ClientError(f"{where}: the manifest received does not match digest {expected}")
+    return str(wanted or named or Digest.of(body))
 
 
 def read_remote(registry: Registry, ref: RegistryRef) -> Image:
@@ -314,7 +353,7 @@ def read_remote(registry: Registry, ref: RegistryRef) -> Image:
     repo = ref.repo
 
     def blob(descriptor: dict) -> Blob:
-        digest = descriptor["digest"]
+        digest = descriptor_digest(descriptor, f"{registry.host}/{repo}")
 
         def opener(offset: int) -> IO[bytes]:
             headers = {"Range": f"bytes={offset}-"} if offset else {}
@@ -332,9 +371,10 @@ def read_remote(registry: Registry, ref: RegistryRef) -> Image:
     queue = [m.digest for m in image_manifests]
     while queue:
         for descriptor in list_referrers(registry, repo, queue.pop()):
-            if descriptor["digest"] not in walker.seen:
+            digest = descriptor_digest(descriptor, f"{registry.host}/{repo} referrers")
+            if digest not in walker.seen:
                 before = len(walker.manifests)
-                walker.walk(fetch_manifest(registry, repo, descriptor["digest"]))
+                walker.walk(fetch_manifest(registry, repo, digest))
                 queue += [m.digest for m in walker.manifests[before:]]
     referrers = walker.manifests[len(image_manifests) :]
     return Image(image_manifests, walker.blobs, referrers, ref.tag if not ref.digest else None)

@@ -4,16 +4,12 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from chalicelib.cli.client.errors import ClientError
-
-_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
-_NAME = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-_TAG = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
-_DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
+from chalicelib.spec.errors import DigestInvalid, NameInvalid
+from chalicelib.spec.references import Digest, is_tag, validate_name
 
 
 @dataclass(frozen=True)
@@ -76,7 +72,7 @@ def parse_reference(text: str) -> Ref:
 def _layout(rest: str) -> LayoutRef:
     """oci:PATH[:TAG]; the tag is what follows the last colon, when it is a valid tag and not a path part."""
     path, sep, tag = rest.rpartition(":")
-    if sep and path and _TAG.match(tag) and "/" not in tag:
+    if sep and path and is_tag(tag) and "/" not in tag:
         return LayoutRef(Path(path), tag)
     return LayoutRef(Path(rest), None)
 
@@ -91,12 +87,14 @@ def parse_registry_reference(text: str) -> RegistryRef:
     last = path.rsplit("/", 1)[-1]
     if ":" in last:
         repo, tag = path.rsplit(":", 1)
-        if not _TAG.match(tag):
+        if not is_tag(tag):
             raise ClientError(f"{text!r}: invalid tag {tag!r}")
-    if not _NAME.match(repo):
-        raise ClientError(f"{text!r}: invalid repository name {repo!r} (lowercase letters, digits, . _ - and /)")
-    if digest and not _DIGEST.match(digest):
-        raise ClientError(f"{text!r}: invalid digest {digest!r}")
+    try:
+        validate_name(repo)
+    except NameInvalid:
+        raise ClientError(f"{text!r}: invalid repository name {repo!r} (lowercase letters, digits, . _ - and /)") from None
+    if digest:
+        parse_digest(digest, repr(text))
     return RegistryRef(host, repo, tag, digest or None)
 
 
@@ -126,3 +124,13 @@ def split_image(text: str) -> tuple[str, str]:
         repo, tag = text.rsplit(":", 1)
         return repo, tag
     return text, "latest"
+
+
+def parse_digest(text: object, where: str) -> Digest:
+    """A digest from the user, a layout or a registry, checked before it can become a file path or URL."""
+    if not isinstance(text, str):
+        raise ClientError(f"{where}: a digest is missing")
+    try:
+        return Digest.parse(text)
+    except DigestInvalid:
+        raise ClientError(f"{where}: invalid digest {text[:200]!r}") from None

@@ -12,8 +12,11 @@ from typing import Any
 
 from chalicelib.cli.client.errors import EXIT_FAILED, EXIT_NOT_FOUND, ClientError, not_found
 from chalicelib.cli.client.http import Registry
-from chalicelib.cli.client.images import INDEX_TYPES, MANIFEST_TYPES, fetch_manifest, list_referrers
+from chalicelib.cli.client.images import MANIFEST_TYPES, fetch_manifest, list_referrers
 from chalicelib.cli.client.references import split_image
+from chalicelib.spec.errors import DigestInvalid
+from chalicelib.spec.manifests import INDEX_TYPES
+from chalicelib.spec.references import Digest
 
 SEARCH_PATH = "/v2/_zot/ext/search"
 DISCOVER_PATH = "/v2/_oci/ext/discover"
@@ -22,7 +25,6 @@ REPO_FIELDS = "Name LastUpdated Size NewestImage { Tag Digest }"
 REFERRER_FIELDS = "MediaType ArtifactType Size Digest Annotations { Key Value }"
 CVE_FIELDS = "Id Severity Title Description PackageList { Name InstalledVersion FixedVersion }"
 _FULL_HEX = re.compile(r"^[0-9a-f]{64}$")
-_FULL_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$|^sha512:[0-9a-f]{128}$")
 NO_SEARCH = "the registry has no search extension ({what} needs zot's search API at " + SEARCH_PATH + ")"
 
 
@@ -85,7 +87,9 @@ class GraphQL(Backend):
     def by_digest(self, digest: str) -> list[dict[str, Any]]:
         """zli takes a short digest; a search API that wants the whole one gets it, else the catalog is scanned."""
         full = f"sha256:{digest}" if _FULL_HEX.match(digest) else digest
-        if not _FULL_DIGEST.match(full):
+        try:
+            Digest.parse(full)
+        except DigestInvalid:
             return Distribution(self.registry).by_digest(digest)
         return self._images(f"ImageListForDigest(id: {quote(full)})")
 

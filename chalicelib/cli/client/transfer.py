@@ -21,7 +21,7 @@ import requests
 
 from chalicelib.cli.client.errors import ClientError
 from chalicelib.cli.client.http import Registry
-from chalicelib.cli.client.images import OCI_INDEX, REF_NAME, Blob, Image, Manifest
+from chalicelib.cli.client.images import OCI_INDEX, REF_NAME, Blob, Image, Manifest, descriptor_digest, json_document, layout_blob_path
 from chalicelib.cli.client.progress import Reporter
 from chalicelib.cli.client.references import LayoutRef, RegistryRef
 
@@ -272,12 +272,12 @@ def write_layout(image: Image, dest: LayoutRef, reporter: Reporter, jobs: int = 
     for manifest in [*image.manifests, *image.referrers]:
         _write_bytes(root, manifest.digest, manifest.body)
     index_path = root / "index.json"
-    index = json.loads(index_path.read_text()) if index_path.exists() else {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+    index = json_document(index_path.read_bytes(), str(index_path)) if index_path.exists() else {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
     tag = dest.tag or image.tag or "latest"
     kept = [e for e in index["manifests"] if (e.get("annotations") or {}).get(REF_NAME) != tag]
     top = image.top
     entries = [{"mediaType": top.media_type, "digest": top.digest, "size": len(top.body), "annotations": {REF_NAME: tag}}]
-    known = {e["digest"] for e in kept}
+    known = {descriptor_digest(e, str(index_path)) for e in kept}
     entries += [{"mediaType": m.media_type, "digest": m.digest, "size": len(m.body)} for m in image.referrers if m.digest not in known]
     index["manifests"] = kept + entries
     index_path.write_text(json.dumps(index, indent=2))
@@ -286,8 +286,7 @@ def write_layout(image: Image, dest: LayoutRef, reporter: Reporter, jobs: int = 
 
 
 def _blob_path(root: Path, digest: str) -> Path:
-    algorithm, _, hex_ = digest.partition(":")
-    return root / "blobs" / algorithm / hex_
+    return layout_blob_path(root, digest)
 
 
 def _write_bytes(root: Path, digest: str, data: bytes) -> None:
