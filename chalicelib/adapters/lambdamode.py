@@ -15,7 +15,8 @@ import os
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -29,6 +30,9 @@ from chalicelib.spec.http import Headers, Request, Response
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTION_TIMEOUT_MS = 900_000
+# Instances the emulation starts at most: enough for a client's parallel blob uploads; Lambda's own default
+# account limit is 1,000 concurrent executions.
+MAX_INSTANCES = 8
 # Per-connection headers that a proxy consumes rather than forwards (RFC 9110 section 7.6.1).
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "expect"})
 
@@ -92,11 +96,26 @@ def missing_route() -> Response:
 
 
 class LambdaInvoker:
-    """The local server's handler: one invocation at a time, as one warm Lambda instance serves one event."""
+    """The local server's handler: each invocation runs on a warm instance that serves one event at a time.
 
-    def __init__(self, handler: LambdaHandler) -> None:
-        self._handler = handler
-        self._lock = threading.Lock()  # Chalice keeps the current request on the app object
+    As Lambda does, concurrent requests run on concurrent instances: an idle instance is reused (the most
+    recently used first, as Lambda keeps warm ones busy), and a new one is started (`spawn`, a cold start
+    of app.py) while fewer than `max_instances` exist. Chalice keeps the current request on its app object,
+    so an instance never serves two events at once.
+    """
+
+    def __init__(self, handler: LambdaHandler, spawn: Callable[[], LambdaHandler] | None = None, max_instances: int = 1) -> None:
+        self._spawn = spawn
+        self._max_instances = max_instances if spawn is not None else 1
+        self._idle: list[LambdaHandler] = [handler]
+        self._started = 1
+        self._available = threading.Condition()
+        self.routes = getattr(handler, "routes", None)  # the Chalice app's resources, as deployed to API Gateway
+
+    @property
+    def instances(self) -> int:
+        """Instances started so far (cold starts)."""
+        return self._started
 
     def __call__(self, request: Request) -> Response:
         declared = request.content_length
@@ -106,16 +125,43 @@ class LambdaInvoker:
         if len(body) > MAX_LAMBDA_BODY:
             return too_large()
         event = proxy_event(request, body)
-        routes = getattr(self._handler, "routes", None)  # the Chalice app's resources, as deployed to API Gateway
-        if routes is not None and event["resource"] not in routes:
+        if self.routes is not None and event["resource"] not in self.routes:
             return missing_route()
         if proxy_payload_size(event) > LAMBDA_REQUEST_LIMIT:
             return too_large()
-        with self._lock:
-            result = self._handler(event, EmulatedContext())
+        with self._instance() as handler:
+            result = handler(event, EmulatedContext())
         if proxy_payload_size(result) > LAMBDA_RESPONSE_LIMIT:
             return response_too_large()
         return response_from_result(result)
+
+    @contextmanager
+    def _instance(self) -> Iterator[LambdaHandler]:
+        """An idle instance, a new one while under the limit, or the next to finish."""
+        with self._available:
+            while not self._idle and self._started >= self._max_instances:
+                self._available.wait()
+            handler = self._idle.pop() if self._idle else None
+            if handler is None:
+                self._started += 1
+        if handler is None:
+            handler = self._start_instance()
+        try:
+            yield handler
+        finally:
+            with self._available:
+                self._idle.append(handler)
+                self._available.notify()
+
+    def _start_instance(self) -> LambdaHandler:
+        assert self._spawn is not None
+        try:
+            return self._spawn()
+        except BaseException:
+            with self._available:
+                self._started -= 1
+                self._available.notify()
+            raise
 
 
 def load_app(config_path: str | None = None) -> ModuleType:
@@ -124,20 +170,26 @@ def load_app(config_path: str | None = None) -> ModuleType:
         os.environ["ZOTLESS_CONFIG"] = str(Path(config_path).resolve())
     if "app" in sys.modules:
         return sys.modules["app"]
-    spec = importlib.util.spec_from_file_location("app", ROOT / "app.py")
+    module = _exec_app("app")
+    sys.modules["app"] = module
+    return module
+
+
+def _exec_app(name: str) -> ModuleType:
+    """A fresh copy of app.py: its own Chalice app and its own service, as a new Lambda instance has."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "app.py")
     if spec is None or spec.loader is None:
         raise RuntimeError(f"cannot load {ROOT / 'app.py'}")
     module = importlib.util.module_from_spec(spec)
-    sys.modules["app"] = module
     spec.loader.exec_module(module)
     return module
 
 
-def lambda_handler(config_path: str | None, config: Config) -> LambdaInvoker:
+def lambda_handler(config_path: str | None, config: Config, max_instances: int = MAX_INSTANCES) -> LambdaInvoker:
     """Load app.py, build its service now and check it sees the same config as `serve` did."""
     app_module = load_app(config_path)
     seen = app_module.service().config
     ignored = {"http": {"address", "port"}}  # --host/--port are the local server's, not the function's
     if seen.model_dump(exclude=ignored) != config.model_dump(exclude=ignored):
         raise RuntimeError("app.py built its service from a different config than `zotless serve` loaded")
-    return LambdaInvoker(app_module.app)
+    return LambdaInvoker(app_module.app, lambda: _exec_app(f"app_instance_{uuid.uuid4().hex[:8]}").app, max_instances)

@@ -28,10 +28,12 @@ EVENT_ENVELOPE_ALLOWANCE = 64 * 1024
 # The largest raw body that still fits once base64 has inflated it by 4/3: 4,669,440 bytes.
 MAX_LAMBDA_BODY = (LAMBDA_REQUEST_LIMIT - EVENT_ENVELOPE_ALLOWANCE) // 4 * 3
 
-# What clients are told to send per request: a round number below MAX_LAMBDA_BODY, leaving room
-# for large Authorization headers. Equal to the minimum, so a chunked client simply uses 4 MiB.
-CHUNK_MIN_LENGTH = 4 * 1024 * 1024  # fits one Lambda request, and two make an S3 part
-CHUNK_MAX_LENGTH = 4 * 1024 * 1024
+# What clients are told to send per request: the largest multiple of 64 KiB whose event still fits beside the
+# most API Gateway lets through around it (10,240 bytes of headers, which the event carries twice, plus the
+# request context): 4,653,056 bytes. Every request is a fixed cost (an invocation, a session claim and save),
+# so a chunk is as large as Lambda allows. Two minimum chunks make an S3 part (5 MiB).
+CHUNK_MIN_LENGTH = 4 * 1024 * 1024
+CHUNK_MAX_LENGTH = (LAMBDA_REQUEST_LIMIT - 32 * 1024) * 3 // 4 // (64 * 1024) * (64 * 1024)
 
 TOO_LARGE_MESSAGE = (
     f"request body too large for AWS Lambda: push blobs in chunks of at most {CHUNK_MAX_LENGTH} bytes "

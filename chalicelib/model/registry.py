@@ -28,7 +28,7 @@ from chalicelib.storage.blobs import BlobLocation, BlobStore
 from chalicelib.storage.dynamo import FRESH_MISS
 from chalicelib.storage.index import RepoIndex, StoredManifest, TagRefused, TagRule
 from chalicelib.storage.objectstore import ObjectStore
-from chalicelib.storage.uploads import BlobWriter, CommittedBlob, SessionTable, UploadSession
+from chalicelib.storage.uploads import BlobWriter, CommittedBlob, RecentPieces, SessionTable, UploadSession
 
 log = logging.getLogger("zotless.registry")
 CONFIG_READ_LIMIT = 1 << 20  # configs larger than this are not read for platform facts
@@ -74,6 +74,7 @@ class Registry:
         self.writes_refused = read_only
         self.listeners: list[Callable[[str, str], None]] = []  # told (repo, digest) after each stored manifest: CVE scans
         self.count_downloads = count_downloads
+        self.recent_pieces = RecentPieces()  # this instance's staged chunks, joined by its next PATCH without a read
 
     def read_only(self, repo: str) -> bool:
         return self.writes_refused
@@ -132,7 +133,7 @@ class Registry:
     def append_upload(self, repo: str, session_id: str, body: BinaryIO, start: int | None, length: int | None) -> UploadSession:
         """PATCH: streamed (no range) or a chunk that must start where the session ends."""
         session = self.sessions.claim(repo, session_id, expected_offset=start)
-        writer = BlobWriter(self.store, session)
+        writer = BlobWriter(self.store, session, recent=self.recent_pieces)
         try:
             before = session.offset
             with self.sessions.holding(session):
@@ -156,7 +157,7 @@ class Registry:
         self.sessions.delete(session)
 
     def _finish(self, session: UploadSession, body: BinaryIO, digest: Digest, persisted: bool = True) -> BlobLocation:
-        writer = BlobWriter(self.store, session)
+        writer = BlobWriter(self.store, session, recent=self.recent_pieces)
         try:
             writer.append(body, final=True)
             committed = writer.commit(digest)

@@ -2,7 +2,8 @@
 
 A PATCH through API Gateway carries at most ~4.5 MiB while S3 wants non-final parts of 5 MiB, so
 short writes are kept as small "piece" objects and joined into a part once enough has arrived;
-bytes that are already a part are never sent again. Each request first claims the session with a
+bytes that are already a part are never sent again. A piece's key is new for every write, so an
+instance may keep the pieces it wrote (`RecentPieces`) and join them without reading them back. Each request first claims the session with a
 conditional write (a lease), so of two requests racing on one session exactly one proceeds.
 """
 
@@ -13,7 +14,7 @@ import re
 import threading
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -57,6 +58,7 @@ class UploadSession:
     parts: int = 0  # parts 1..parts are written; S3 lists their ETags and checksums at completion
     inline: bytes = b""  # a few staged bytes kept in the session item itself (configs, small layers)
     pieces: list[int] = field(default_factory=list)  # sizes of staged S3 pieces not yet joined into a part
+    piece_ids: list[str] = field(default_factory=list)  # each piece's write id, part of its key (none in older sessions)
     hash_state: bytes = b""
     created: int = 0
     lease: str | None = None
@@ -78,10 +80,49 @@ class UploadSession:
     def piece_keys(self) -> list[str]:
         start = self.offset - sum(self.pieces)
         keys = []
-        for size in self.pieces:
-            keys.append(f"_uploads/{self.id}/{start:016d}")
+        ids = self.padded_piece_ids()
+        for size, piece_id in zip(self.pieces, ids, strict=True):
+            keys.append(piece_key(self.id, start, piece_id))
             start += size
         return keys
+
+    def padded_piece_ids(self) -> list[str]:
+        """One id per piece: pieces staged by a version without ids (the oldest ones) have an empty one."""
+        return [""] * (len(self.pieces) - len(self.piece_ids)) + self.piece_ids
+
+
+def piece_key(session_id: str, offset: int, piece_id: str = "") -> str:
+    """Where a staged piece lives; sessions written before piece ids existed have none in their keys."""
+    return f"_uploads/{session_id}/{offset:016d}" + (f"-{piece_id}" if piece_id else "")
+
+
+class RecentPieces:
+    """The pieces this instance staged lately, by key: the next chunk of the same upload joins them unread.
+
+    Sound because a piece's key is never written twice; a miss (another instance staged it, or it was
+    evicted) reads S3. Bounded, so a busy instance keeps only the newest few.
+    """
+
+    def __init__(self, limit_bytes: int = 16 << 20) -> None:
+        self.limit_bytes = limit_bytes
+        self._pieces: OrderedDict[str, bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def keep(self, key: str, data: bytes) -> None:
+        if len(data) > self.limit_bytes:
+            return
+        with self._lock:
+            self._pieces[key] = data
+            self._size += len(data)
+            while self._size > self.limit_bytes:
+                self._size -= len(self._pieces.popitem(last=False)[1])
+
+    def take(self, key: str) -> bytes | None:
+        with self._lock:
+            data = self._pieces.pop(key, None)
+            self._size -= len(data or b"")
+            return data
 
 
 @dataclass(frozen=True)
@@ -135,6 +176,7 @@ class SessionTable:
         values = {f":{k}": v for k, v in item.items()} | {":me": session.lease}
         assignments = ", ".join(f"#{k} = :{k}" for k in item)
         removals = " REMOVE lease, lease_until" + ("" if session.upload_id else ", upload_id") + ("" if session.inline else ", #inline")
+        removals += "" if session.piece_ids else ", piece_ids"
         names.setdefault("#inline", "inline")
         updated = self.table.update((session.id, None), f"SET {assignments}{removals}", values, "lease = :me", names)
         if updated is None:
@@ -192,6 +234,7 @@ class SessionTable:
             "parts": session.parts,
             "inline": session.inline,
             "pieces": session.pieces,
+            "piece_ids": session.piece_ids or None,
             "hash_state": session.hash_state,
             "created": session.created,
             "expires": session.created + int(self.ttl_seconds),
@@ -208,6 +251,7 @@ class SessionTable:
             parts=int(item.get("parts", 0)),  # type: ignore[arg-type]
             inline=bytes(item.get("inline", b"")),  # type: ignore[arg-type]
             pieces=list(item.get("pieces", [])),  # type: ignore[call-overload]
+            piece_ids=list(item.get("piece_ids", [])),  # type: ignore[call-overload]
             hash_state=bytes(item.get("hash_state", b"")),  # type: ignore[arg-type]
             created=int(item.get("created", 0)),  # type: ignore[arg-type]
             lease=item.get("lease"),  # type: ignore[arg-type]
@@ -237,9 +281,10 @@ class BlobWriter:
     than UNBUDGETED_READ, and one part's worth for each further part it keeps in flight.
     """
 
-    def __init__(self, store: ObjectStore, session: UploadSession, budget: MemoryBudget | None = None) -> None:
+    def __init__(self, store: ObjectStore, session: UploadSession, budget: MemoryBudget | None = None, recent: RecentPieces | None = None) -> None:
         self.store = store
         self.session = session
+        self.recent = recent or RecentPieces(0)
         self.hasher = ResumableHash(session.algorithm, session.hash_state)
         self.budget = budget or UPLOAD_MEMORY
         self._in_flight: deque[Future[None]] = deque()
@@ -265,6 +310,7 @@ class BlobWriter:
             self.session.hash_state = self.hasher.state()
             return
         buffer[0:0] = self._take_staged(old_pieces)
+        removal = _executor.submit(self.store.delete, *old_pieces) if old_pieces else None  # beside the parts; a failed request ends the session anyway
         try:
             self._stream_parts(body, buffer, at_end)
             self._wait_for_parts()  # the tail's copy takes the room the parts in flight had
@@ -272,8 +318,9 @@ class BlobWriter:
         finally:
             self._wait_for_parts()
             self.session.hash_state = self.hasher.state()
-        if old_pieces:
-            self.store.delete(*old_pieces)
+            failure = removal.exception() if removal is not None else None
+            if failure is not None:
+                log.warning("could not delete the staged pieces of upload %s (GC removes them)", self.session.id, exc_info=failure)
 
     def _stream_parts(self, body: BinaryIO, buffer: bytearray, at_end: bool) -> None:
         """Send parts while reading on, always keeping at least one minimum part's worth back."""
@@ -352,10 +399,10 @@ class BlobWriter:
 
     def _take_staged(self, keys: list[str]) -> bytes:
         """Everything staged so far, to lead the next part; the caller deletes the piece objects."""
-        joined = self.session.inline + b"".join(self.store.get(key) or b"" for key in keys)
+        joined = self.session.inline + b"".join(self.recent.take(key) or self.store.get(key) or b"" for key in keys)
         if len(joined) != self.session.staged:
             raise BlobUploadUnknown("staged upload data is missing")
-        self.session.inline, self.session.pieces = b"", []
+        self.session.inline, self.session.pieces, self.session.piece_ids = b"", [], []
         return joined
 
     def _stage(self, data: bytes) -> None:
@@ -367,7 +414,11 @@ class BlobWriter:
             session.inline += data
             return
         data, session.inline = session.inline + data, b""
-        self.store.put(f"_uploads/{session.id}/{session.offset - len(data):016d}", data)
+        piece_id = uuid.uuid4().hex[:16]
+        key = piece_key(session.id, session.offset - len(data), piece_id)
+        self.store.put(key, data)
+        self.recent.keep(key, data)
+        session.piece_ids = [*session.padded_piece_ids(), piece_id]
         session.pieces.append(len(data))
 
     def _make_room(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import threading
 from types import SimpleNamespace
 from typing import Any
 
@@ -74,6 +75,55 @@ def test_largest_body_is_delivered_as_api_gateway_does() -> None:
     assert event["pathParameters"] == {"proxy": "org/app/blobs/uploads/u1"}
     assert event["requestContext"]["identity"]["sourceIp"] == "10.1.2.3"
     assert event["requestContext"]["requestId"] == logs.current_request_id()
+
+
+def test_largest_advertised_chunk_fits_with_as_many_headers_as_api_gateway_passes() -> None:
+    handler = Recorder()
+    headers = {"Authorization": "Bearer " + "t" * 9000, "Content-Range": f"0-{CHUNK_MAX_LENGTH - 1}", "Content-Type": "application/octet-stream"}
+    response = LambdaInvoker(handler)(request("PATCH", "/v2/org/app/blobs/uploads/u1", b"y" * CHUNK_MAX_LENGTH, headers))
+    assert response.status == 200 and len(handler.events) == 1
+    assert CHUNK_MAX_LENGTH > 4 << 20 and 2 * CHUNK_MAX_LENGTH >= 5 << 20  # two chunks make an S3 part
+
+
+class Gate(Recorder):
+    """An instance that holds its invocation until released, so a test can see others run beside it."""
+
+    def __init__(self, entered: threading.Semaphore, release: threading.Event) -> None:
+        super().__init__()
+        self.entered, self.release = entered, release
+
+    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        self.entered.release()
+        assert self.release.wait(10)
+        return super().__call__(event, context)
+
+
+def test_concurrent_invocations_run_on_concurrent_instances_up_to_the_limit() -> None:
+    entered, release = threading.Semaphore(0), threading.Event()
+    started: list[Gate] = []
+
+    def spawn() -> Gate:
+        started.append(Gate(entered, release))
+        return started[-1]
+
+    invoker = LambdaInvoker(spawn(), spawn, max_instances=3)
+    threads = [threading.Thread(target=invoker, args=(request("GET", "/v2/"),)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    assert all(entered.acquire(timeout=10) for _ in range(3))  # three run at once
+    assert not entered.acquire(timeout=0.3) and invoker.instances == 3  # the fourth waits for an idle instance
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert sum(len(gate.events) for gate in started) == 4 and len(started) == 3
+
+
+def test_an_idle_instance_is_reused_before_a_new_one_starts() -> None:
+    spawned: list[Recorder] = []
+    invoker = LambdaInvoker(Recorder(), lambda: spawned.append(Recorder()) or spawned[-1], max_instances=8)
+    for _ in range(5):
+        assert invoker(request("GET", "/v2/")).status == 200
+    assert spawned == [] and invoker.instances == 1
 
 
 def test_oversize_result_is_a_502() -> None:

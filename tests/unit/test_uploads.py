@@ -207,3 +207,68 @@ def test_a_stray_part_from_a_killed_request_is_never_joined(client, service):
     blob = first + b"tail"
     assert client("PUT", f"{location}?digest={sha256(blob)}", b"tail").status == 201
     assert pull(client, "team/app", sha256(blob)) == blob
+
+
+def test_chunks_of_lambda_size_join_their_staged_piece_without_reading_it_back(client, service):
+    """A 4.4 MiB chunk is staged; the next one joins it into a part from this instance's memory: no GetObject."""
+    from chalicelib.api.limits import CHUNK_MAX_LENGTH
+    from tests.counting import CallCounter
+
+    counter = CallCounter(service.store.client)
+    chunks = [os.urandom(CHUNK_MAX_LENGTH) for _ in range(4)]
+    location = start(client)
+    for number, chunk in enumerate(chunks):
+        assert patch(client, location, chunk, number * CHUNK_MAX_LENGTH).status == 202
+    calls = counter.take()
+    assert calls.get("s3:GetObject", 0) == 0 and calls["s3:UploadPart"] == 2 and calls["s3:PutObject"] == 2, calls
+    assert calls["s3:DeleteObjects"] == 2, calls  # each staged piece goes once its part is written
+    blob = b"".join(chunks)
+    assert client("PUT", f"{location}?digest={sha256(blob)}").status == 201
+    assert pull(client, "team/app", sha256(blob)) == blob
+    assert leftovers(service) == ([], [])
+
+
+def test_another_instance_reads_the_staged_piece_from_s3(client, service):
+    """The piece cache is only a shortcut: a chunk served elsewhere finds the piece in the bucket."""
+    chunks = [os.urandom(3 * MiB), os.urandom(3 * MiB)]
+    location = start(client)
+    assert patch(client, location, chunks[0], 0).status == 202
+    service.registry.recent_pieces = type(service.registry.recent_pieces)()  # a different (cold) instance
+    assert patch(client, location, chunks[1], 3 * MiB).status == 202
+    blob = b"".join(chunks)
+    assert client("PUT", f"{location}?digest={sha256(blob)}").status == 201
+    assert pull(client, "team/app", sha256(blob)) == blob
+
+
+def test_each_staging_write_has_its_own_key(client, service):
+    """A request that lost its lease and staged at the same offset cannot overwrite the winner's piece."""
+    location = start(client)
+    session_id = location.rsplit("/", 1)[1]
+    assert patch(client, location, os.urandom(2 * MiB), 0).status == 202
+    (first,) = leftovers(service)[0]
+    service.registry.sessions.table.update((session_id, None), "REMOVE pieces, piece_ids SET #o = :zero", {":zero": 0}, None, {"#o": "offset"})
+    assert patch(client, location, os.urandom(2 * MiB), 0).status == 202
+    assert first in leftovers(service)[0] and len(leftovers(service)[0]) == 2  # a new key; the stray one waits for GC
+
+
+def test_a_session_staged_before_piece_ids_still_completes(client, service):
+    """An upload in flight across an upgrade: its piece keys had no id, and stay readable."""
+    from chalicelib.storage.uploads import piece_key
+
+    location = start(client)
+    session_id = location.rsplit("/", 1)[1]
+    old = os.urandom(2 * MiB)
+    assert patch(client, location, old, 0).status == 202
+    (key,) = leftovers(service)[0]
+    service.store.put(piece_key(session_id, 0), service.store.get(key))  # as the older version named it
+    service.store.delete(key)
+    service.registry.recent_pieces = type(service.registry.recent_pieces)()
+    service.registry.sessions.table.update((session_id, None), "REMOVE piece_ids", {}, None, None)
+    more, tail = os.urandom(2 * MiB), os.urandom(2 * MiB)
+    assert patch(client, location, more, 2 * MiB).status == 202  # staged beside the old piece: two keys, one without id
+    assert patch(client, location, tail, 4 * MiB).status == 202  # joins both into a part
+    blob = old + more + tail
+    assert client("PUT", f"{location}?digest={sha256(blob)}").status == 201
+    assert pull(client, "team/app", sha256(blob)) == blob
+    assert leftovers(service) == ([], [])
+
