@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode
 
@@ -96,12 +96,24 @@ def url_body_length(event: Mapping[str, Any]) -> int:
     return len(body) // 4 * 3 - body[-2:].count("=")
 
 
-def rest_event_from_url_event(event: Mapping[str, Any]) -> dict[str, Any]:
+Routes = Mapping[str, Collection[str]]  # resource path -> its methods, as Chalice's app.routes holds them
+
+
+def declared_resource(resource: str, method: str, routes: Routes | None) -> bool:
+    """A fixed resource the app declares for this method (/livez, /auth/token): a URL event keeps it.
+
+    The stage-root resources are the bare execute-api URL's, never a URL's own paths.
+    """
+    return routes is not None and resource not in STAGE_ROOT_RESOURCES and method in routes.get(resource, ())
+
+
+def rest_event_from_url_event(event: Mapping[str, Any], routes: Routes | None = None) -> dict[str, Any]:
     """The REST API proxy event for a function URL event: same path, query, headers, body, requestId and source IP.
 
     The path is percent-decoded, as API Gateway decodes it; query values come from rawQueryString
     (2.0's queryStringParameters comma-join repeats); the
     cookies 2.0 moves out of the headers go back into a Cookie header; the body is passed on as sent.
+    A path that is one of the app's own `routes` for its method keeps its resource; every other goes to /v2/{proxy+}.
     """
     http = event["requestContext"]["http"]
     query: dict[str, list[str]] = {}
@@ -111,8 +123,10 @@ def rest_event_from_url_event(event: Mapping[str, Any]) -> dict[str, Any]:
     if event.get("cookies"):
         headers["cookie"] = "; ".join(str(c) for c in event["cookies"])
     path = unquote(str(event.get("rawPath") or "/"))  # as sent (sha256%3A...); API Gateway's `path` is decoded
-    rest = event_for(str(http.get("method", "GET")).upper(), path, query, headers)
-    if rest["resource"] != BASE_RESOURCE:  # a URL has no resources: the core's router answers every other path (404s included)
+    method = str(http.get("method", "GET")).upper()
+    rest = event_for(method, path, query, headers)
+    if rest["resource"] != BASE_RESOURCE and not declared_resource(rest["resource"], method, routes):
+        # a URL has no resources: the core's router answers every other path (404s included)
         rest.update(resource=PROXY_RESOURCE, pathParameters={"proxy": path.lstrip("/")})
         rest["requestContext"]["resourcePath"] = PROXY_RESOURCE
     rest["body"] = event.get("body")
