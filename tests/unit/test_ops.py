@@ -8,10 +8,22 @@ from types import SimpleNamespace
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from chalicelib.adapters.apigateway import event_for, response_body
+from chalicelib.adapters.apigateway import event_for, response_body, url_event_for
+from chalicelib.ops.health import READY_SECONDS
 from chalicelib.ops.local import Operations
 from tests.conftest import OCI_MANIFEST, Client, make_request
+from tests.counting import CallCounter
 from tests.faults import Faults, dynamo_error, s3_error
+
+
+class Clock:
+    """A monotonic clock the test moves by hand, so a cache's window needs no sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -53,6 +65,29 @@ def test_readiness_fails_with_503_when_one_store_does_not_answer(served, operati
     checks = json.loads(response.body_bytes())["checks"]
     assert checks[failed].startswith("failed") and all(v == "ok" for k, v in checks.items() if k != failed)
     assert served(make_request("GET", "/livez")).status == 200
+
+
+def test_readiness_is_probed_once_per_window_on_the_local_server(served, operations) -> None:
+    """Anyone may ask /readyz: ten asks in a window cost the two probe calls of one, and a new window probes again."""
+    clock = operations.health.clock = Clock()
+    counter = CallCounter(*operations.health._probe_clients())
+    for _ in range(10):
+        assert served(make_request("GET", "/readyz")).status == 200
+    assert counter.take() == {"dynamodb:GetItem": 1, "s3:HeadBucket": 1}
+    clock.now += READY_SECONDS
+    assert served(make_request("GET", "/readyz")).status == 200
+    assert sum(counter.take().values()) == 2
+
+
+def test_a_failed_readiness_is_cached_too(served, operations) -> None:
+    """A flood of probes must not hammer a failing backend: the 503 is reused for its window like a 200."""
+    operations.health.clock = Clock()
+    counter = CallCounter(*operations.health._probe_clients())
+    Faults().attach(*operations.health._probe_clients()).add("HeadBucket", s3_error(503, "SlowDown"), times=100)
+    for _ in range(10):
+        response = served(make_request("GET", "/readyz"))
+        assert response.status == 503 and json.loads(response.body_bytes())["checks"]["s3"] == "failed: SlowDown"
+    assert sum(counter.take().values()) == 2
 
 
 def test_metrics_count_pushes_pulls_and_requests(service, served) -> None:
@@ -106,13 +141,27 @@ def lambda_app(service, monkeypatch):
 def test_lambda_health_routes(lambda_app) -> None:
     import app as app_module
 
+    clock = app_module.health().clock = Clock()
     for path in ("/livez", "/readyz", "/startupz"):
         result = lambda_app(event_for("GET", path), None)
         assert result["statusCode"] == 200, (path, response_body(result))
+    clock.now += READY_SECONDS  # the 200 above is reused for a few seconds
     Faults().attach(app_module.health()._probe_clients()[0]).add("HeadBucket", s3_error(503, "ServiceUnavailable"))
     result = lambda_app(event_for("GET", "/readyz"), None)
     assert result["statusCode"] == 503
     assert json.loads(response_body(result))["checks"]["s3"] == "failed: ServiceUnavailable"
+
+
+@pytest.mark.parametrize("build", [event_for, url_event_for], ids=["api-gateway", "function-url"])
+def test_lambda_readiness_is_probed_once_per_window(lambda_app, build) -> None:
+    """The Lambda instance keeps its answer as the local server does, through either door."""
+    import app as app_module
+
+    app_module.health().clock = Clock()
+    counter = CallCounter(*app_module.health()._probe_clients())
+    for _ in range(10):
+        assert lambda_app(build("GET", "/readyz"), None)["statusCode"] == 200
+    assert sum(counter.take().values()) == 2
 
 
 def test_lambda_handler_prints_one_emf_line_per_request(lambda_app, service, monkeypatch, capsys) -> None:
