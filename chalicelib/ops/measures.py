@@ -47,6 +47,13 @@ def route_of(path: str) -> str:
     return "other"
 
 
+def names_its_repository(status: int) -> bool:
+    """Only an answered request labels its repository: a refusal (401/403), an unknown name (404) or a bad
+    request (400) could otherwise add one series per name a client makes up, and zot knows no repo there either.
+    """
+    return status < 400
+
+
 def measure(method: str, path: str, response: Response, seconds: float) -> RequestMeasure:
     repo_match = _REPO.match(path)
     manifest = _MANIFEST.match(path) is not None
@@ -54,7 +61,7 @@ def measure(method: str, path: str, response: Response, seconds: float) -> Reque
         method=method,
         status=response.status,
         seconds=seconds,
-        repo=repo_match.group(1) if repo_match and response.status not in (401, 403) else NO_REPO,  # a refused caller adds no series
+        repo=repo_match.group(1) if repo_match and names_its_repository(response.status) else NO_REPO,
         route=route_of(path),
         download=manifest and method == "GET" and response.status == 200,
         upload=manifest and method == "PUT" and response.status == 201,

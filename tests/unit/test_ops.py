@@ -106,10 +106,33 @@ def test_metrics_count_pushes_pulls_and_requests(service, served) -> None:
     assert found[("zot_http_requests_total", (("code", "404"), ("method", "GET")))] == 1
     assert found[("zot_http_requests_total", (("code", "201"), ("method", "POST")))] == 2  # the config and the layer
     assert found[("zot_http_method_latency_seconds_count", (("method", "GET"),))] == 4
-    assert found[("zot_http_repo_latency_seconds_count", repo)] == 7
+    assert found[("zot_http_repo_latency_seconds_count", repo)] == 6  # the 404 is N/A: errors name no repository
     assert found[("zotless_http_route_latency_seconds_count", (("method", "PUT"), ("route", "manifests")))] == 1
     config_size = len(json.dumps({"architecture": "amd64", "os": "linux"}))
     assert found[("zot_repo_storage_bytes", repo)] == len(body) + len(b"a layer") + config_size
+
+
+def test_asks_for_unknown_repositories_add_no_series(served) -> None:
+    """An anonymous loop over random names (404s, a 400) must not grow /metrics by a series per name."""
+    names = [f"random/n{n}" for n in range(5)]
+    for name in names:
+        assert served(make_request("GET", f"/v2/{name}/manifests/latest", headers={"Accept": OCI_MANIFEST})).status == 404
+        assert served(make_request("HEAD", f"/v2/{name}/blobs/sha256:{'0' * 64}")).status == 404
+        assert served(make_request("GET", f"/v2/{name}/tags/list")).status == 404
+        assert served(make_request("GET", f"/v2/{name}/blobs/not-a-digest")).status == 400
+    found = samples(served(make_request("GET", "/metrics")).body_bytes().decode())
+    labelled = {dict(labels).get("repo") for _, labels in found} - {None}
+    assert labelled == {"N/A"}, labelled
+
+
+def test_the_repository_label_is_kept_for_answered_requests() -> None:
+    """Only a request the registry answered with success names its repository; errors and refusals are N/A."""
+    from chalicelib.ops.measures import NO_REPO, measure
+    from chalicelib.spec.http import Response
+
+    assert measure("GET", "/v2/team/app/manifests/v1", Response(200), 0.1).repo == "team/app"
+    for status in (400, 401, 403, 404, 500):
+        assert measure("GET", "/v2/team/app/manifests/v1", Response(status), 0.1).repo == NO_REPO, status
 
 
 def test_metrics_off_in_the_config_is_not_served(service) -> None:
