@@ -137,8 +137,11 @@ def rest_event_from_url_event(event: Mapping[str, Any], routes: Routes | None = 
     return rest
 
 
-def url_result(result: Mapping[str, Any]) -> dict[str, Any]:
-    """A 2.0 response from Chalice's 1.0 result: 2.0 ignores multiValueHeaders, and Set-Cookie goes in `cookies`."""
+def fold_headers(result: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """A proxy result's headers, one value each (multi-value ones joined with ", "), and its Set-Cookie values apart.
+
+    Joined with commas, several cookies would be one broken cookie: every door sends each on its own.
+    """
     headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
     cookies: list[str] = []
     for name, values in (result.get("multiValueHeaders") or {}).items():
@@ -148,6 +151,12 @@ def url_result(result: Mapping[str, Any]) -> dict[str, Any]:
             headers[str(name)] = ", ".join(str(v) for v in values)
     for name in [k for k in headers if k.lower() == "set-cookie"]:
         cookies.append(headers.pop(name))
+    return headers, cookies
+
+
+def url_result(result: Mapping[str, Any]) -> dict[str, Any]:
+    """A 2.0 response from Chalice's 1.0 result: 2.0 ignores multiValueHeaders, and Set-Cookie goes in `cookies`."""
+    headers, cookies = fold_headers(result)
     converted = {
         "statusCode": result["statusCode"],
         "headers": headers,
