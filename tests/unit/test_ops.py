@@ -135,6 +135,30 @@ def test_the_repository_label_is_kept_for_answered_requests() -> None:
         assert measure("GET", "/v2/team/app/manifests/v1", Response(status), 0.1).repo == NO_REPO, status
 
 
+@pytest.mark.parametrize(("path", "repo", "route"), [
+    ("/v2/", "N/A", "base"),
+    ("/v2/_catalog", "N/A", "catalog"),
+    ("/v2/team/app/manifests/v1", "team/app", "manifests"),
+    ("/v2/team/blobs/app/manifests/v1", "team/blobs/app", "manifests"),  # "blobs" is a valid path component of a name
+    ("/v2/x/manifests/y/blobs/sha256:00", "x/manifests/y", "blobs"),
+    ("/v2/team/blobs/app/blobs/uploads/", "team/blobs/app", "uploads"),
+    ("/v2/team/app/blobs/uploads/abc", "team/app", "uploads"),
+    ("/v2/a/tags/b/tags/list", "a/tags/b", "tags"),
+    ("/v2/team/app/referrers/sha256:00", "team/app", "referrers"),
+    ("/v2/_zot/ext/search", "N/A", "other"),
+])
+def test_metrics_and_log_lines_read_a_path_alike(path: str, repo: str, route: str) -> None:
+    """One route table names a request's repository and route for the metrics and for the log line."""
+    from chalicelib.adapters import logs
+    from chalicelib.ops.measures import measure
+    from chalicelib.spec.http import Response
+
+    measured = measure("GET", path, Response(200), 0.1)
+    assert (measured.repo, measured.route) == (repo, route)
+    assert (logs.describe(path)[1] or "N/A") == repo
+    assert measured.download == (route == "manifests")
+
+
 def test_metrics_off_in_the_config_is_not_served(service) -> None:
     service.config.extensions.metrics.enable = False
     served = Operations(service).wrap(service.api.handle)
