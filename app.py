@@ -40,7 +40,7 @@ class RegistryChalice(Chalice):
         from_url = is_function_url_event(event)
         refused = url_too_large(event) if from_url else None
         if from_url:
-            event = rest_event_from_url_event(event)
+            event = rest_event_from_url_event(event, self.routes)  # app.py's own routes (/livez...) stay its own
         headers = event.get("headers") or {}
         if not any(k.lower() == "accept" for k in headers):
             event["headers"] = {**headers, "Accept": "*/*"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode
 
@@ -96,12 +96,24 @@ def url_body_length(event: Mapping[str, Any]) -> int:
     return len(body) // 4 * 3 - body[-2:].count("=")
 
 
-def rest_event_from_url_event(event: Mapping[str, Any]) -> dict[str, Any]:
+Routes = Mapping[str, Collection[str]]  # resource path -> its methods, as Chalice's app.routes holds them
+
+
+def declared_resource(resource: str, method: str, routes: Routes | None) -> bool:
+    """A fixed resource the app declares for this method (/livez, /auth/token): a URL event keeps it.
+
+    The stage-root resources are the bare execute-api URL's, never a URL's own paths.
+    """
+    return routes is not None and resource not in STAGE_ROOT_RESOURCES and method in routes.get(resource, ())
+
+
+def rest_event_from_url_event(event: Mapping[str, Any], routes: Routes | None = None) -> dict[str, Any]:
     """The REST API proxy event for a function URL event: same path, query, headers, body, requestId and source IP.
 
     The path is percent-decoded, as API Gateway decodes it; query values come from rawQueryString
     (2.0's queryStringParameters comma-join repeats); the
     cookies 2.0 moves out of the headers go back into a Cookie header; the body is passed on as sent.
+    A path that is one of the app's own `routes` for its method keeps its resource; every other goes to /v2/{proxy+}.
     """
     http = event["requestContext"]["http"]
     query: dict[str, list[str]] = {}
@@ -111,8 +123,10 @@ def rest_event_from_url_event(event: Mapping[str, Any]) -> dict[str, Any]:
     if event.get("cookies"):
         headers["cookie"] = "; ".join(str(c) for c in event["cookies"])
     path = unquote(str(event.get("rawPath") or "/"))  # as sent (sha256%3A...); API Gateway's `path` is decoded
-    rest = event_for(str(http.get("method", "GET")).upper(), path, query, headers)
-    if rest["resource"] != BASE_RESOURCE:  # a URL has no resources: the core's router answers every other path (404s included)
+    method = str(http.get("method", "GET")).upper()
+    rest = event_for(method, path, query, headers)
+    if rest["resource"] != BASE_RESOURCE and not declared_resource(rest["resource"], method, routes):
+        # a URL has no resources: the core's router answers every other path (404s included)
         rest.update(resource=PROXY_RESOURCE, pathParameters={"proxy": path.lstrip("/")})
         rest["requestContext"]["resourcePath"] = PROXY_RESOURCE
     rest["body"] = event.get("body")
@@ -123,8 +137,11 @@ def rest_event_from_url_event(event: Mapping[str, Any]) -> dict[str, Any]:
     return rest
 
 
-def url_result(result: Mapping[str, Any]) -> dict[str, Any]:
-    """A 2.0 response from Chalice's 1.0 result: 2.0 ignores multiValueHeaders, and Set-Cookie goes in `cookies`."""
+def fold_headers(result: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """A proxy result's headers, one value each (multi-value ones joined with ", "), and its Set-Cookie values apart.
+
+    Joined with commas, several cookies would be one broken cookie: every door sends each on its own.
+    """
     headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
     cookies: list[str] = []
     for name, values in (result.get("multiValueHeaders") or {}).items():
@@ -134,6 +151,12 @@ def url_result(result: Mapping[str, Any]) -> dict[str, Any]:
             headers[str(name)] = ", ".join(str(v) for v in values)
     for name in [k for k in headers if k.lower() == "set-cookie"]:
         cookies.append(headers.pop(name))
+    return headers, cookies
+
+
+def url_result(result: Mapping[str, Any]) -> dict[str, Any]:
+    """A 2.0 response from Chalice's 1.0 result: 2.0 ignores multiValueHeaders, and Set-Cookie goes in `cookies`."""
+    headers, cookies = fold_headers(result)
     converted = {
         "statusCode": result["statusCode"],
         "headers": headers,

@@ -23,7 +23,7 @@ from types import ModuleType
 from typing import Any
 
 from chalicelib.adapters import logs
-from chalicelib.adapters.apigateway import event_for, response_body
+from chalicelib.adapters.apigateway import event_for, fold_headers, response_body
 from chalicelib.api.limits import LAMBDA_REQUEST_LIMIT, LAMBDA_RESPONSE_LIMIT, MAX_LAMBDA_BODY, payload_size, response_too_large, too_large
 from chalicelib.config.schema import Config
 from chalicelib.spec.http import Headers, Request, Response
@@ -67,15 +67,9 @@ def proxy_event(request: Request, body: bytes) -> dict[str, Any]:
 
 
 def response_from_result(result: Mapping[str, Any]) -> Response:
-    """An HTTP response from a proxy result: single and multi-value headers, base64 bodies decoded."""
-    headers = Headers((str(k), str(v)) for k, v in (result.get("headers") or {}).items())
-    cookies: list[str] = []
-    for name, values in (result.get("multiValueHeaders") or {}).items():
-        if str(name).lower() == "set-cookie":
-            cookies.extend(str(v) for v in values)  # joined with commas they would be one broken cookie
-        else:
-            headers[str(name)] = ", ".join(str(v) for v in values)
-    return Response(int(result["statusCode"]), headers, response_body(result), cookies)
+    """An HTTP response from a proxy result: headers and cookies folded as a function URL folds them, base64 bodies decoded."""
+    headers, cookies = fold_headers(result)
+    return Response(int(result["statusCode"]), Headers(headers), response_body(result), cookies)
 
 
 def proxy_payload_size(document: Mapping[str, Any]) -> int:

@@ -11,28 +11,17 @@ import contextvars
 import json
 import logging
 import os
-import re
 import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib.ops.measures import match_route  # one route table for log lines and metrics
+
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "warning": logging.WARNING, "error": logging.ERROR}
 NOISY = ("botocore", "boto3", "urllib3", "s3transfer")
 MAX_PATH = 1024
-
-# The routes of the API, so a log line names its route and repository without importing the core.
-_ROUTES = [
-    (re.compile(r"^/v2/?$"), "/v2/"),
-    (re.compile(r"^/v2/_catalog$"), "/v2/_catalog"),
-    (re.compile(r"^/v2/(?P<name>.+)/tags/list$"), "/v2/{name}/tags/list"),
-    (re.compile(r"^/v2/(?P<name>.+)/manifests/[^/]+$"), "/v2/{name}/manifests/{reference}"),
-    (re.compile(r"^/v2/(?P<name>.+)/blobs/uploads/$"), "/v2/{name}/blobs/uploads/"),
-    (re.compile(r"^/v2/(?P<name>.+)/blobs/uploads/[^/]+$"), "/v2/{name}/blobs/uploads/{session}"),
-    (re.compile(r"^/v2/(?P<name>.+)/blobs/[^/]+$"), "/v2/{name}/blobs/{digest}"),
-    (re.compile(r"^/v2/(?P<name>.+)/referrers/[^/]+$"), "/v2/{name}/referrers/{digest}"),
-]
 
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("zotless_request_id", default=None)
 
@@ -89,11 +78,8 @@ def current_request_id() -> str | None:
 
 def describe(path: str) -> tuple[str | None, str | None]:
     """(route template, repository) of a path, or (None, None) for a path no route matches."""
-    for pattern, route in _ROUTES:
-        found = pattern.match(path)
-        if found:
-            return route, found.groupdict().get("name")
-    return None, None
+    route, repository = match_route(path)
+    return (route.template if route else None), repository
 
 
 def request_fields(request_id: str, method: str, path: str, status: int, started: float, source_ip: str, **extra: Any) -> dict[str, Any]:

@@ -137,21 +137,13 @@ def scrub(config_path: str | None, repair_index: bool, repositories: tuple[str, 
     """Re-read stored manifests and blobs, check digests and sizes, report problems as JSON lines."""
     from chalicelib.adapters.local import configure_logging
     from chalicelib.api.service import build_service
-    from chalicelib.lifecycle.scrub import Scrubber
+    from chalicelib.lifecycle.scrub import scrub_everywhere
 
     config = _config(config_path)
     configure_logging(config)
-    problems = 0
-    for location in build_service(config).locations:
-        scrubber = Scrubber(location)
-        wanted = [r for r in repositories if location.owns(r)] if repositories else None
-        if repositories and not wanted:
-            continue
-        for finding in scrubber.run(wanted, repair_index):
-            click.echo(finding.line())
-        click.echo(scrubber.summary.line())
-        problems += scrubber.summary.problems
-    if problems and not repair_index:
+    wanted = list(repositories) or None
+    summaries = scrub_everywhere(build_service(config), None, wanted, repair_index, resume=False, report=lambda item: click.echo(item.line()))
+    if any(summary.problems for summary in summaries) and not repair_index:
         sys.exit(1)
 
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from chalicelib.config.durations import parse_duration
+from chalicelib.config.durations import config_document, parse_duration
 from chalicelib.spec.references import NAME_PATTERN
 
 
@@ -370,7 +370,7 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
     raw: dict[str, Any] = {}
     if path:
         try:
-            raw = json.loads(Path(path).read_text())
+            raw = config_document(path)  # read once per process: app.py's schedules read it at import
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError(f"cannot read config {path}: {exc}") from exc
     _apply_overrides(raw, environ)

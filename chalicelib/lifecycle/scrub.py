@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 from chalicelib.api.service import Service
@@ -192,15 +192,40 @@ def _digest_of_key(key: str) -> str:
     return f"{algorithm}:{hexpart}"
 
 
-def scrub_everywhere(service: Service, time_budget: float | None = None) -> list[ScrubSummary]:
-    """The scheduled scrub: every location, resuming where the last run stopped, findings logged."""
+Report = Callable[[Finding | ScrubSummary], None]
+
+
+def _log(item: Finding | ScrubSummary) -> None:
+    """The schedule's report: findings as warnings, each location's summary as info."""
+    if isinstance(item, ScrubSummary):
+        log.info(item.line())
+    else:
+        log.warning(item.line())
+
+
+def scrub_everywhere(
+    service: Service,
+    time_budget: float | None = None,
+    repositories: list[str] | None = None,
+    repair_index: bool = False,
+    resume: bool = True,
+    report: Report = _log,
+) -> list[ScrubSummary]:
+    """Every location (the schedule: resuming where the last run stopped, findings logged), or as `zotless scrub` asks.
+
+    With repositories, only the locations that own some of them are scrubbed; each finding and each
+    location's summary goes to report as it comes.
+    """
     deadline = None if time_budget is None else time.monotonic() + time_budget
     summaries = []
     for location in service.locations or [service]:
+        wanted = [r for r in repositories if location.owns(r)] if repositories else None
+        if repositories and not wanted:
+            continue
         remaining = None if deadline is None else max(deadline - time.monotonic(), 0)
         scrubber = Scrubber(location, remaining)
-        for finding in scrubber.run(resume=True):
-            log.warning(finding.line())
-        log.info(scrubber.summary.line())
+        for finding in scrubber.run(wanted, repair_index, resume):
+            report(finding)
+        report(scrubber.summary)
         summaries.append(scrubber.summary)
     return summaries

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from chalicelib.ops.health import READY_SECONDS
 from tests.integration.authconfig import PASSWORDS, auth_server_config
 from tests.integration.conftest import OCI_MANIFEST, RunningRegistry, _start, _stop, run_skopeo
 
@@ -77,12 +80,22 @@ def test_readiness_fails_when_storage_stops_answering(tmp_path: Path, external_m
     try:
         assert registry("GET", "/readyz").status_code == 200
         external_moto.stop()  # type: ignore[attr-defined]
-        response = registry("GET", "/readyz")
+        response = _ready_after_the_cached_answer(registry)
         assert response.status_code == 503
         assert response.json()["checks"]["s3"].startswith("failed") and response.json()["checks"]["dynamodb"].startswith("failed")
         assert registry("GET", "/livez").status_code == 200
     finally:
         _stop(registry.process)
+
+
+def _ready_after_the_cached_answer(registry: RunningRegistry) -> requests.Response:
+    """/readyz once the answer cached before (READY_SECONDS) has expired: asked until it changes, within a bound."""
+    deadline = time.monotonic() + READY_SECONDS + 20
+    response = registry("GET", "/readyz")
+    while response.status_code == 200 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        response = registry("GET", "/readyz")
+    return response
 
 
 def test_metrics_need_credentials_when_auth_is_on(tmp_path: Path) -> None:

@@ -54,3 +54,26 @@ def test_bytecode_is_added_and_used_without_the_source_timestamps(tmp_path: Path
     code = "import pkg.mod; print(pkg.mod.VALUE)"
     done = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path / "task", capture_output=True, text=True, check=True, timeout=60)
     assert done.stdout.strip() == "compiled"
+
+
+COUNT_CONFIG_OPENS = """
+import json, os, sys
+path, opened = os.environ["ZOTLESS_CONFIG"], []
+sys.addaudithook(lambda event, args: opened.append(event) if event == "open" and str(args[0]) == path else None)
+from moto import mock_aws
+with mock_aws():
+    import app
+    app.service()
+print(json.dumps({"opened": len(opened), "gc": app.gc_interval_seconds(), "cve": app.CVE_INTERVAL}))
+"""
+
+
+def test_a_cold_start_reads_the_config_file_once(tmp_path: Path) -> None:
+    """Importing app.py (two schedule intervals) and building its service (the config) open the file once, not three times."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"storage": {"gcInterval": "2h"}, "extensions": {"search": {"cve": {"updateInterval": "3h"}}}}))
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_LAMBDA_", "ZOTLESS_"))}
+    env = clean | {"ZOTLESS_CONFIG": str(path), "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    done = subprocess.run([sys.executable, "-c", COUNT_CONFIG_OPENS], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {"opened": 1, "gc": 7200.0, "cve": 10800.0}

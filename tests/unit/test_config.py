@@ -58,6 +58,15 @@ def test_config_path_from_environment(tmp_path: Path):
     assert load_config(None, environ={"ZOTLESS_CONFIG": str(path)}).http.port == 9999
 
 
+def test_a_changed_config_file_is_read_again(tmp_path: Path):
+    """The file is read once per process while it stays the same; a rewritten file (the CLI, tests) is seen."""
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"http": {"port": 9999}}))
+    assert load_config(path).http.port == 9999
+    path.write_text(json.dumps({"http": {"port": 19999}}))
+    assert load_config(path).http.port == 19999
+
+
 @pytest.mark.parametrize(("text", "seconds"), [("1h", 3600), ("90s", 90), ("1h30m", 5400), ("250ms", 0.25), (45, 45)])
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds

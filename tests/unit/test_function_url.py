@@ -147,3 +147,26 @@ class TestTokenEndpoint:
         result = lambda_app(event, None)
         assert result["statusCode"] == 200, response_body(result)
         assert json.loads(response_body(result))["token"]
+
+
+class TestHealthThroughTheUrl:
+    @pytest.fixture
+    def lambda_app(self, lambda_app):
+        """app.py's health() is cached per process: built here over this test's service."""
+        import app as app_module
+
+        app_module.health.cache_clear()
+        yield lambda_app
+        app_module.health.cache_clear()
+
+    @pytest.mark.parametrize("path", ["/livez", "/readyz", "/startupz"])
+    def test_health_routes_answer_through_the_url(self, lambda_app, path: str) -> None:
+        """app.py declares the health routes itself; through a URL they must reach them, not the core's router (a 404)."""
+        result = lambda_app(url_event_for("GET", path), None)
+        assert result["statusCode"] == 200, (path, result)
+        assert json.loads(response_body(result))["status"] == "ok"
+
+    def test_an_undeclared_method_on_a_health_path_still_reaches_the_core(self, lambda_app) -> None:
+        """Only what app.py declares keeps its resource: a DELETE /livez is the core's 404, as before, not Chalice's 405."""
+        result = lambda_app(url_event_for("DELETE", "/livez"), None)
+        assert result["statusCode"] == 404, result

@@ -242,3 +242,19 @@ def test_a_chunk_is_not_serialized_again_to_measure_its_event(monkeypatch: pytes
     response = LambdaInvoker(handler)(request("PATCH", "/v2/a/blobs/uploads/x", body, {"Content-Length": str(len(body))}))
     assert response.status == 200 and base64.b64decode(handler.events[0]["body"]) == body
     assert measured and max(measured) < 1024
+
+
+def test_the_local_emulation_and_the_function_url_fold_a_result_alike() -> None:
+    """One folding for both: multi-value headers joined, and every Set-Cookie (single- or multi-valued) sent on its own."""
+    from chalicelib.adapters.apigateway import url_result
+
+    result = {
+        "statusCode": 200,
+        "headers": {"Content-Type": "text/plain", "Set-Cookie": "a=1"},
+        "multiValueHeaders": {"Set-Cookie": ["b=2; Path=/", "c=3"], "Vary": ["Accept", "Cookie"]},
+        "body": "ok",
+        "isBase64Encoded": False,
+    }
+    local, url = response_from_result(result), url_result(result)
+    assert sorted(local.cookies) == sorted(url["cookies"]) == ["a=1", "b=2; Path=/", "c=3"]
+    assert dict(local.headers.items()) == url["headers"] == {"Content-Type": "text/plain", "Vary": "Accept, Cookie"}

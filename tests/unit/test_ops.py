@@ -8,10 +8,22 @@ from types import SimpleNamespace
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from chalicelib.adapters.apigateway import event_for, response_body
+from chalicelib.adapters.apigateway import event_for, response_body, url_event_for
+from chalicelib.ops.health import READY_SECONDS
 from chalicelib.ops.local import Operations
 from tests.conftest import OCI_MANIFEST, Client, make_request
+from tests.counting import CallCounter
 from tests.faults import Faults, dynamo_error, s3_error
+
+
+class Clock:
+    """A monotonic clock the test moves by hand, so a cache's window needs no sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -55,6 +67,29 @@ def test_readiness_fails_with_503_when_one_store_does_not_answer(served, operati
     assert served(make_request("GET", "/livez")).status == 200
 
 
+def test_readiness_is_probed_once_per_window_on_the_local_server(served, operations) -> None:
+    """Anyone may ask /readyz: ten asks in a window cost the two probe calls of one, and a new window probes again."""
+    clock = operations.health.clock = Clock()
+    counter = CallCounter(*operations.health._probe_clients())
+    for _ in range(10):
+        assert served(make_request("GET", "/readyz")).status == 200
+    assert counter.take() == {"dynamodb:GetItem": 1, "s3:HeadBucket": 1}
+    clock.now += READY_SECONDS
+    assert served(make_request("GET", "/readyz")).status == 200
+    assert sum(counter.take().values()) == 2
+
+
+def test_a_failed_readiness_is_cached_too(served, operations) -> None:
+    """A flood of probes must not hammer a failing backend: the 503 is reused for its window like a 200."""
+    operations.health.clock = Clock()
+    counter = CallCounter(*operations.health._probe_clients())
+    Faults().attach(*operations.health._probe_clients()).add("HeadBucket", s3_error(503, "SlowDown"), times=100)
+    for _ in range(10):
+        response = served(make_request("GET", "/readyz"))
+        assert response.status == 503 and json.loads(response.body_bytes())["checks"]["s3"] == "failed: SlowDown"
+    assert sum(counter.take().values()) == 2
+
+
 def test_metrics_count_pushes_pulls_and_requests(service, served) -> None:
     client = Client(SimpleNamespace(api=SimpleNamespace(handle=served)))  # the Client helper, through the wrapped handler
     _, body = client.push_image("team/app", "v1", [b"a layer"])
@@ -71,10 +106,57 @@ def test_metrics_count_pushes_pulls_and_requests(service, served) -> None:
     assert found[("zot_http_requests_total", (("code", "404"), ("method", "GET")))] == 1
     assert found[("zot_http_requests_total", (("code", "201"), ("method", "POST")))] == 2  # the config and the layer
     assert found[("zot_http_method_latency_seconds_count", (("method", "GET"),))] == 4
-    assert found[("zot_http_repo_latency_seconds_count", repo)] == 7
+    assert found[("zot_http_repo_latency_seconds_count", repo)] == 6  # the 404 is N/A: errors name no repository
     assert found[("zotless_http_route_latency_seconds_count", (("method", "PUT"), ("route", "manifests")))] == 1
     config_size = len(json.dumps({"architecture": "amd64", "os": "linux"}))
     assert found[("zot_repo_storage_bytes", repo)] == len(body) + len(b"a layer") + config_size
+
+
+def test_asks_for_unknown_repositories_add_no_series(served) -> None:
+    """An anonymous loop over random names (404s, a 400) must not grow /metrics by a series per name."""
+    names = [f"random/n{n}" for n in range(5)]
+    for name in names:
+        assert served(make_request("GET", f"/v2/{name}/manifests/latest", headers={"Accept": OCI_MANIFEST})).status == 404
+        assert served(make_request("HEAD", f"/v2/{name}/blobs/sha256:{'0' * 64}")).status == 404
+        assert served(make_request("GET", f"/v2/{name}/tags/list")).status == 404
+        assert served(make_request("GET", f"/v2/{name}/blobs/not-a-digest")).status == 400
+    found = samples(served(make_request("GET", "/metrics")).body_bytes().decode())
+    labelled = {dict(labels).get("repo") for _, labels in found} - {None}
+    assert labelled == {"N/A"}, labelled
+
+
+def test_the_repository_label_is_kept_for_answered_requests() -> None:
+    """Only a request the registry answered with success names its repository; errors and refusals are N/A."""
+    from chalicelib.ops.measures import NO_REPO, measure
+    from chalicelib.spec.http import Response
+
+    assert measure("GET", "/v2/team/app/manifests/v1", Response(200), 0.1).repo == "team/app"
+    for status in (400, 401, 403, 404, 500):
+        assert measure("GET", "/v2/team/app/manifests/v1", Response(status), 0.1).repo == NO_REPO, status
+
+
+@pytest.mark.parametrize(("path", "repo", "route"), [
+    ("/v2/", "N/A", "base"),
+    ("/v2/_catalog", "N/A", "catalog"),
+    ("/v2/team/app/manifests/v1", "team/app", "manifests"),
+    ("/v2/team/blobs/app/manifests/v1", "team/blobs/app", "manifests"),  # "blobs" is a valid path component of a name
+    ("/v2/x/manifests/y/blobs/sha256:00", "x/manifests/y", "blobs"),
+    ("/v2/team/blobs/app/blobs/uploads/", "team/blobs/app", "uploads"),
+    ("/v2/team/app/blobs/uploads/abc", "team/app", "uploads"),
+    ("/v2/a/tags/b/tags/list", "a/tags/b", "tags"),
+    ("/v2/team/app/referrers/sha256:00", "team/app", "referrers"),
+    ("/v2/_zot/ext/search", "N/A", "other"),
+])
+def test_metrics_and_log_lines_read_a_path_alike(path: str, repo: str, route: str) -> None:
+    """One route table names a request's repository and route for the metrics and for the log line."""
+    from chalicelib.adapters import logs
+    from chalicelib.ops.measures import measure
+    from chalicelib.spec.http import Response
+
+    measured = measure("GET", path, Response(200), 0.1)
+    assert (measured.repo, measured.route) == (repo, route)
+    assert (logs.describe(path)[1] or "N/A") == repo
+    assert measured.download == (route == "manifests")
 
 
 def test_metrics_off_in_the_config_is_not_served(service) -> None:
@@ -106,13 +188,27 @@ def lambda_app(service, monkeypatch):
 def test_lambda_health_routes(lambda_app) -> None:
     import app as app_module
 
+    clock = app_module.health().clock = Clock()
     for path in ("/livez", "/readyz", "/startupz"):
         result = lambda_app(event_for("GET", path), None)
         assert result["statusCode"] == 200, (path, response_body(result))
+    clock.now += READY_SECONDS  # the 200 above is reused for a few seconds
     Faults().attach(app_module.health()._probe_clients()[0]).add("HeadBucket", s3_error(503, "ServiceUnavailable"))
     result = lambda_app(event_for("GET", "/readyz"), None)
     assert result["statusCode"] == 503
     assert json.loads(response_body(result))["checks"]["s3"] == "failed: ServiceUnavailable"
+
+
+@pytest.mark.parametrize("build", [event_for, url_event_for], ids=["api-gateway", "function-url"])
+def test_lambda_readiness_is_probed_once_per_window(lambda_app, build) -> None:
+    """The Lambda instance keeps its answer as the local server does, through either door."""
+    import app as app_module
+
+    app_module.health().clock = Clock()
+    counter = CallCounter(*app_module.health()._probe_clients())
+    for _ in range(10):
+        assert lambda_app(build("GET", "/readyz"), None)["statusCode"] == 200
+    assert sum(counter.take().values()) == 2
 
 
 def test_lambda_handler_prints_one_emf_line_per_request(lambda_app, service, monkeypatch, capsys) -> None:

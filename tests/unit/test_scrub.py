@@ -88,3 +88,17 @@ def test_the_scheduled_scrub_resumes_where_it_stopped(client, service, caplog):
     assert summaries[0].repositories == 1, "only team/r2 was left"
     assert summaries[0].problems == 1 and "not-indexed" in caplog.text
     assert service.index.cursor(stopped.cursor_name) is None, "a finished run starts from the beginning next time"
+
+
+def test_the_command_and_the_schedule_share_one_scrub_loop(client, service):
+    """scrub_everywhere serves `zotless scrub` too: chosen repositories, no cursor, each finding and summary reported as it comes."""
+    from chalicelib.lifecycle.scrub import Finding, Scrubber, ScrubSummary, scrub_everywhere
+
+    for n in range(2):
+        client.push_image(f"team/r{n}", "1", [f"layer {n}".encode()])
+    service.index.table.delete("team/r1", "t#1")
+    reported: list[Finding | ScrubSummary] = []
+    summaries = scrub_everywhere(service, repositories=["team/r1"], resume=False, report=reported.append)
+    assert [(type(r).__name__, getattr(r, "repository", None)) for r in reported] == [("Finding", "team/r1"), ("ScrubSummary", None)]
+    assert summaries == [reported[-1]] and summaries[0].repositories == 1 and summaries[0].problems == 1
+    assert service.index.cursor(Scrubber(service).cursor_name) is None, "a chosen set of repositories leaves the schedule's cursor alone"
