@@ -17,6 +17,7 @@ from chalice import Chalice, Rate, Response
 
 from chalicelib.adapters import logs
 from chalicelib.adapters.apigateway import is_function_url_event, request_from_event, rest_event_from_url_event, url_result, url_too_large
+from chalicelib.adapters.eventbody import event_body
 from chalicelib.api.limits import CHUNK_MAX_LENGTH
 from chalicelib.config.durations import gc_interval_seconds, interval_seconds
 
@@ -77,7 +78,8 @@ if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") in ("provisioned-concurrency
 
 def serve() -> Response:
     current, started, core = app.current_request, time.monotonic(), service()
-    request = request_from_event(current.to_original_event(), current.raw_body or b"")
+    event = current.to_original_event()
+    request = request_from_event(event, event_body(event))  # not Chalice's raw_body: see eventbody.py
     result = core.api.handle(request)
     if core.config.extensions.metrics.enable:
         emit_measure(request, result, started)

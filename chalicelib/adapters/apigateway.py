@@ -10,7 +10,7 @@ import base64
 import io
 import uuid
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import parse_qsl, unquote, urlencode
 
 from chalicelib.api.limits import body_fits, too_large
@@ -23,8 +23,8 @@ BASE_RESOURCE = "/v2"
 STAGE_ROOT_RESOURCES = {"/", "/{proxy+}"}
 
 
-def request_from_event(event: Mapping[str, Any], body: bytes) -> Request:
-    """The core's Request from a REST API proxy event; body is already base64-decoded by the caller."""
+def request_from_event(event: Mapping[str, Any], body: bytes | BinaryIO) -> Request:
+    """The core's Request from a REST API proxy event; body is already base64-decoded (or being decoded) by the caller."""
     headers = Headers()
     for key, values in (event.get("multiValueHeaders") or {}).items():
         headers[key] = ",".join(values) if isinstance(values, list) else str(values)
@@ -38,7 +38,8 @@ def request_from_event(event: Mapping[str, Any], body: bytes) -> Request:
         path = "/v2/"
     query = {k: list(v) for k, v in (event.get("multiValueQueryStringParameters") or {}).items()}
     source = (event.get("requestContext") or {}).get("identity", {}).get("sourceIp", "")
-    return Request(str(event.get("httpMethod", "GET")), path, query, headers, io.BytesIO(body), source)
+    stream = io.BytesIO(body) if isinstance(body, bytes) else body
+    return Request(str(event.get("httpMethod", "GET")), path, query, headers, stream, source)
 
 
 def event_for(method: str, path: str, query: dict[str, list[str]] | None = None, headers: Mapping[str, str] | None = None, body: bytes = b"") -> dict[str, Any]:

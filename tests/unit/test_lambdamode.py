@@ -258,3 +258,17 @@ def test_the_local_emulation_and_the_function_url_fold_a_result_alike() -> None:
     local, url = response_from_result(result), url_result(result)
     assert sorted(local.cookies) == sorted(url["cookies"]) == ["a=1", "b=2; Path=/", "c=3"]
     assert dict(local.headers.items()) == url["headers"] == {"Content-Type": "text/plain", "Vary": "Accept, Cookie"}
+
+
+@pytest.mark.parametrize("size", [1000, 6 << 20])
+def test_a_body_that_is_not_base64_is_the_clients_400_not_a_500(lambda_app: LambdaInvoker, size: int) -> None:
+    """API Gateway never sends one, but whoever invokes the function directly might."""
+    from chalicelib.adapters.apigateway import event_for, response_body
+    from chalicelib.adapters.lambdamode import EmulatedContext
+
+    started = lambda_app(request("POST", "/v2/org/app/blobs/uploads/"))
+    event = event_for("PATCH", started.headers["Location"], headers={"Content-Type": "application/octet-stream"}, body=b"x")
+    event["body"] = "A" * (size + 1)
+    result = load_app().app(event, EmulatedContext())
+    assert result["statusCode"] == 400, result
+    assert json.loads(response_body(result))["errors"][0]["code"] == "UNKNOWN"
