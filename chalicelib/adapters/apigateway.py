@@ -13,6 +13,7 @@ from collections.abc import Collection, Mapping
 from typing import Any, BinaryIO
 from urllib.parse import parse_qsl, unquote, urlencode
 
+from chalicelib.adapters.eventbody import encode_body
 from chalicelib.api.limits import body_fits, too_large
 from chalicelib.spec.http import Headers, Request
 
@@ -67,7 +68,7 @@ def event_for(method: str, path: str, query: dict[str, list[str]] | None = None,
             "requestId": str(uuid.uuid4()),
             "identity": {"sourceIp": "127.0.0.1"},
         },
-        "body": base64.b64encode(body).decode() if body else None,
+        "body": encode_body(body) if body else None,
         "isBase64Encoded": bool(body),
     }
 

@@ -44,6 +44,7 @@ INLINE_LIMIT = 3 * 1024
 LEASE_SECONDS = 60  # a request that dies holding a session blocks its retries this long at most
 RENEW_EVERY = LEASE_SECONDS / 3  # a request still streaming keeps its lease
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
+FIXED_AT_CREATION = frozenset({"id", "repo", "algorithm", "created", "expires"})  # a save never rewrites these
 
 
 @dataclass
@@ -170,8 +171,8 @@ class SessionTable:
         return self._session(item)
 
     def save(self, session: UploadSession) -> None:
-        """Store the new state and release the lease, only if we still hold it."""
-        item = {k: v for k, v in self._item(session).items() if v is not None and k != "id" and v != b""}
+        """Store the new state and release the lease, only if we still hold it; what a request never changes stays as created."""
+        item = {k: v for k, v in self._item(session).items() if v is not None and k not in FIXED_AT_CREATION and v != b""}
         names = {f"#{k}": k for k in item}
         values = {f":{k}": v for k, v in item.items()} | {":me": session.lease}
         assignments = ", ".join(f"#{k} = :{k}" for k in item)
