@@ -198,6 +198,15 @@ def test_image_list_with_cve_fixed_follows_zots_rule(client: Client, cve: CveSer
     assert [i["Tag"] for i in data(client, text.replace('"app"', '"clean"') % "CVE-2023-5363")["ImageListWithCVEFixed"]["Results"]] == ["b", "a"]
 
 
+def test_fixed_tags_are_by_build_time_whatever_the_push_order(client: Client, cve: CveService) -> None:
+    """The one rule (zot's): built no earlier than the earliest vulnerable tag; CveService's removed copy compared push times."""
+    push(client, cve, "late", "1.1", debian_image(NEW_OPENSSL), day=3)  # pushed first, built after the vulnerable tag
+    push(client, cve, "late", "1.0", debian_image(OLD_OPENSSL), day=2)
+    push(client, cve, "late", "0.9", debian_image(NEW_OPENSSL), day=1)  # pushed last, built before it: not fixed
+    text = '{ImageListWithCVEFixed(id: "CVE-2023-5363", image: "late"){Results {Tag}}}'
+    assert data(client, text)["ImageListWithCVEFixed"]["Results"] == [{"Tag": "1.1"}]
+
+
 def test_cve_diff_between_two_images_and_against_the_base_image(client: Client, cve: CveService) -> None:
     base_layer = debian_image(OLD_OPENSSL, ZLIB)
     push(client, cve, "app", "base", base_layer, day=1)
