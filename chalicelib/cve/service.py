@@ -76,11 +76,14 @@ class CveService:
         return self.cache.result(digest, self.cache.item(digest))
 
     def rematch_all(self) -> int:
-        """After a database update: re-match every stored inventory (no layer is read again); indexes last."""
+        """After a database update: re-match every stored inventory (no layer is read again); indexes last.
+
+        Results saved before the CVE->image lookup existed are re-saved too, which writes their lookup items.
+        """
         version = self.db.current()
         if version is None:
             return 0
-        items = [i for i in self.cache.all_items() if i["state"] != "unscannable" and i.get("dbVersion") != version.version]
+        items = [i for i in self.cache.all_items() if i["state"] != "unscannable" and (i.get("dbVersion") != version.version or not i.get("hits"))]
         items.sort(key=lambda i: i["state"] == "index")
         for item in items:
             digest = str(item["key"])[2:]
@@ -120,3 +123,7 @@ class CveService:
     def briefs(self, digests: list[str]) -> dict[str, Brief]:
         """State, summary and CVE ids per digest (a missing result is "pending"): what search's listings read, batched."""
         return self.cache.briefs(digests)
+
+    def affected(self, cve_id: str) -> list[str]:
+        """Digests the CVE->image lookup names for a CVE (ImageListForCVE): one paged Query; check each against `briefs`."""
+        return self.cache.affected(cve_id)

@@ -29,10 +29,14 @@ class SearchError(Exception):
 
 
 def cached(item: dict[str, Any] | None, summary_item: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The cached summary when it was computed from the repository's current change count, else None."""
+    """The cached summary when it was computed from the repository's current change count, else None.
+
+    A summary cached before it carried its listing rows (`_index`) is as stale as an old one.
+    """
     if item is None or summary_item is None or summary_item.get("version") != item.get("version", 0):
         return None
-    return summary_item.get("summary")
+    summary = summary_item.get("summary")
+    return summary if summary is not None and "_index" in summary else None
 
 
 def refresh_summary(index: RepoIndex, repo: str, item: dict[str, Any] | None) -> dict[str, Any]:
@@ -97,6 +101,10 @@ class Searcher:
         self.cache.update(self.index.summary_items() if repositories else {})
         found = [self.summary_of(repo, item) for repo, item in repositories]
         return [summary for summary in found if summary.get("_images")]
+
+    def listing(self) -> list[tuple[str, dict[str, Any]]]:
+        """(repository, listing row) of every image in a readable repository, from the cached summaries: no partition read."""
+        return [(summary["Name"], row) for summary in self.summaries() for row in summary.get("_index") or []]
 
     def summaries_of(self, repos: list[str]) -> list[dict[str, Any]]:
         """The same for a few named repositories (stars, bookmarks): batch reads, no walk over the catalog."""

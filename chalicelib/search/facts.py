@@ -204,7 +204,19 @@ class RepoContent:
             "_updated": newest["_updated"] if newest else 0,
             "_signed": any(image["IsSigned"] for image in images),
             "_images": len(images),
+            "_index": [listing_row(image) for image in images],
         }
+
+
+def listing_row(image: dict[str, Any]) -> dict[str, Any]:
+    """What a cross-repository listing sorts, filters and matches an image by, kept in the repository's cached summary.
+
+    ImageListForCVE and Derived/BaseImageList read these for every readable repository at once (the
+    `_summaries` partition) and read a repository's partition only for the images their page shows.
+    """
+    stacks = [[str(layer["Digest"]) for layer in m["Layers"]] for m in image["Manifests"]]
+    kept = {key: image[key] for key in ("Tag", "Digest", "_updated", "_platforms", "IsSigned")}
+    return {**kept, "_stacks": stacks}
 
 
 def referrer(digest: str, item: dict[str, Any]) -> dict[str, Any]:

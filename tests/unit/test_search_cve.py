@@ -183,6 +183,20 @@ def test_image_list_for_cve_lists_affected_tags_across_repositories(client: Clie
     assert tags(data(client, text.replace("CVE-2023-5363", "CVE-2023-9999") % "")["ImageListForCVE"]) == ["other:latest"]
 
 
+def test_results_stored_before_the_cve_lookup_are_listed_after_the_next_rematch(client: Client, cve: CveService, service) -> None:
+    """The lookup is re-derived from stored results: a re-match re-saves results that have no lookup items yet."""
+    push(client, cve, "app", "1.0", debian_image(OLD_OPENSSL))
+    table = service.index.table
+    for item in list(table.query("_cve", "h#")):  # as a registry upgraded from before the lookup holds them
+        table.delete("_cve", str(item["key"]))
+    for item in list(table.query("_cve", "s#")):
+        table.put({k: v for k, v in item.items() if k != "hits"})
+    text = '{ImageListForCVE(id: "CVE-2023-5363"){Results {RepoName Tag}}}'
+    assert data(client, text)["ImageListForCVE"]["Results"] == []
+    assert cve.rematch_all() == 1
+    assert data(client, text)["ImageListForCVE"]["Results"] == [{"RepoName": "app", "Tag": "1.0"}]
+
+
 def test_image_list_with_cve_fixed_follows_zots_rule(client: Client, cve: CveService) -> None:
     push(client, cve, "app", "0.9", debian_image(NEW_OPENSSL), day=1)  # built before the first vulnerable tag: not "fixed"
     push(client, cve, "app", "1.0", debian_image(OLD_OPENSSL), day=2)
