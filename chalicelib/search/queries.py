@@ -95,9 +95,8 @@ class Queries:
         return {**image, "IsDeletable": self.searcher.caller.may("delete", image["RepoName"])}
 
     def _summary(self, summary: Row) -> Row:
-        """A RepoSummary for the answer: its listing rows stay behind (no field shows them, and answers are walked for digests)."""
         newest = summary.get("NewestImage")
-        return {**{k: v for k, v in summary.items() if k != "_index"}, "NewestImage": self._image(newest) if newest else None}
+        return {**summary, "NewestImage": self._image(newest) if newest else None}
 
     def _matches(self, platforms: list[Row], signed: bool, repo: str, wanted: dict[str, Any] | None) -> bool:
         """zot's Filter: any platform with a listed Os and Arch, signed, starred or bookmarked as asked."""

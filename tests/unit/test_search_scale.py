@@ -92,12 +92,12 @@ def counted(service: Any, ask: Any) -> tuple[Any, dict[str, int]]:
 def test_image_list_for_cve_pages_past_200_repositories_for_what_each_caller_may_read(service: Any, registry: tuple[CveService, dict[str, str]], names: list[str]) -> None:
     cve, digests = registry
     anonymous, bob = As(service), As(service, basic("bob"))
-    cve_page(anonymous, 1, 0)  # the first global query computes and caches every stale repository summary
+    cve_page(anonymous, 1, 0)  # the first global query computes and caches every repository listing
     page, calls = counted(service, lambda: cve_page(anonymous, 10, 195))
     assert page["Page"] == {"TotalCount": PUBLIC, "ItemCount": 10}
     assert [r["RepoName"] for r in page["Results"]] == names[195:205]
     assert [r["Digest"] for r in page["Results"]] == [digests[n] for n in names[195:205]] and page["Results"][0]["Vulnerabilities"] == {"MaxSeverity": "HIGH"}
-    # the lookup, the catalog, the summaries (a page of each here), the page's 10 partitions; results: the readable ones (3 x 100), then the page's
+    # the lookup, the catalog, the listings (a page of each here), the page's 10 partitions; results: the readable ones (3 x 100), then the page's
     assert calls.get("dynamodb:Query", 0) <= 3 + 10 and calls.get("dynamodb:BatchGetItem", 0) <= 4, calls
     assert not any(k.startswith("s3:") for k in calls) and "dynamodb:TransactWriteItems" not in calls, calls
     last = cve_page(bob, 10, PUBLIC + TEAM - 5)  # bob reads team/ too; never private/secret
@@ -109,10 +109,10 @@ def test_image_list_for_cve_pages_past_200_repositories_for_what_each_caller_may
 
 def test_derived_and_base_image_lists_page_past_200_repositories(service: Any, registry: tuple[CveService, dict[str, str]], names: list[str]) -> None:
     anonymous, bob = As(service), As(service, basic("bob"))
-    related(anonymous, "DerivedImageList", "public/base:1", 1)  # summaries computed and cached once
+    related(anonymous, "DerivedImageList", "public/base:1", 1)  # listings computed and cached once
     page, calls = counted(service, lambda: related(anonymous, "DerivedImageList", "public/base:1", 10, 195))
     assert page["Page"] == {"TotalCount": PUBLIC, "ItemCount": 10} and [r["RepoName"] for r in page["Results"]] == names[195:205]
-    # the image's own partition, the catalog, the summaries, the page's 10 partitions: not one per holder of the base layer
+    # the image's own partition, the catalog, the listings, the page's 10 partitions: not one per holder of the base layer
     assert calls.get("dynamodb:Query", 0) <= 3 + 10 and "dynamodb:BatchGetItem" not in calls, calls
     assert related(bob, "DerivedImageList", "public/base:1", 10)["Page"]["TotalCount"] == PUBLIC + TEAM
     base, calls = counted(service, lambda: related(anonymous, "BaseImageList", f"{names[200]}:1"))
