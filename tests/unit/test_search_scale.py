@@ -1,9 +1,10 @@
 # ruff: noqa: E501  (GraphQL texts stay one line each)
-"""Cross-repository lists past the 200-partition walk budget: ImageListForCVE and Derived/BaseImageList page at any size.
+"""Cross-repository lists past the partition walk budget: ImageListForCVE and Derived/BaseImageList page at any size.
 
-205 public repositories (anyone may read), 5 of team/ (bob only) and one private (alice only), each an
-image built on one shared base layer: every list spans more than 200 repositories, and what a caller
-may not read is absent from results and totals alike. DynamoDB calls are counted per page.
+The budget (200 repositories a request) is lowered to 20 here so the test builds 29 repositories, not 211:
+25 public (anyone may read), 3 of team/ (bob only) and one private (alice only), each an image built on
+one shared base layer. Every list spans more repositories than the budget, and what a caller may not
+read is absent from results and totals alike. DynamoDB calls are counted per page.
 """
 
 from __future__ import annotations
@@ -24,9 +25,15 @@ from tests.unit.authsetup import As, auth_config, basic
 from tests.unit.search_helpers import data
 from tests.unit.test_search_cve import scanning_on
 
-PUBLIC, TEAM = 205, 5
+PUBLIC, TEAM = 25, 3
+WALKS = 20  # the budget for this test: fewer repositories than the lists span
 CVE = "CVE-2099-0001"
 FINDING = {"Id": CVE, "Title": "t", "Description": "d", "Reference": "", "Severity": "HIGH", "PackageList": [{"Name": "libx", "PackagePath": "", "InstalledVersion": "1", "FixedVersion": "2"}]}
+
+
+@pytest.fixture(autouse=True)
+def small_walk_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("chalicelib.search.catalog.MAX_WALKS", WALKS)
 
 
 @pytest.fixture
@@ -89,15 +96,15 @@ def counted(service: Any, ask: Any) -> tuple[Any, dict[str, int]]:
     return answer, counter.take()
 
 
-def test_image_list_for_cve_pages_past_200_repositories_for_what_each_caller_may_read(service: Any, registry: tuple[CveService, dict[str, str]], names: list[str]) -> None:
+def test_image_list_for_cve_pages_past_the_walk_budget_for_what_each_caller_may_read(service: Any, registry: tuple[CveService, dict[str, str]], names: list[str]) -> None:
     cve, digests = registry
     anonymous, bob = As(service), As(service, basic("bob"))
     cve_page(anonymous, 1, 0)  # the first global query computes and caches every repository listing
-    page, calls = counted(service, lambda: cve_page(anonymous, 10, 195))
+    page, calls = counted(service, lambda: cve_page(anonymous, 10, PUBLIC - 10))
     assert page["Page"] == {"TotalCount": PUBLIC, "ItemCount": 10}
-    assert [r["RepoName"] for r in page["Results"]] == names[195:205]
-    assert [r["Digest"] for r in page["Results"]] == [digests[n] for n in names[195:205]] and page["Results"][0]["Vulnerabilities"] == {"MaxSeverity": "HIGH"}
-    # the lookup, the catalog, the listings (a page of each here), the page's 10 partitions; results: the readable ones (3 x 100), then the page's
+    assert [r["RepoName"] for r in page["Results"]] == names[PUBLIC - 10 : PUBLIC]
+    assert [r["Digest"] for r in page["Results"]] == [digests[n] for n in names[PUBLIC - 10 : PUBLIC]] and page["Results"][0]["Vulnerabilities"] == {"MaxSeverity": "HIGH"}
+    # the lookup, the catalog, the listings (a page of each here), the page's 10 partitions; results: the readable ones, then the page's
     assert calls.get("dynamodb:Query", 0) <= 3 + 10 and calls.get("dynamodb:BatchGetItem", 0) <= 4, calls
     assert not any(k.startswith("s3:") for k in calls) and "dynamodb:TransactWriteItems" not in calls, calls
     last = cve_page(bob, 10, PUBLIC + TEAM - 5)  # bob reads team/ too; never private/secret
@@ -107,14 +114,14 @@ def test_image_list_for_cve_pages_past_200_repositories_for_what_each_caller_may
     assert first["Page"]["TotalCount"] == PUBLIC - 1 and [r["RepoName"] for r in first["Results"]] == names[1:4]
 
 
-def test_derived_and_base_image_lists_page_past_200_repositories(service: Any, registry: tuple[CveService, dict[str, str]], names: list[str]) -> None:
+def test_derived_and_base_image_lists_page_past_the_walk_budget(service: Any, registry: tuple[CveService, dict[str, str]], names: list[str]) -> None:
     anonymous, bob = As(service), As(service, basic("bob"))
     related(anonymous, "DerivedImageList", "public/base:1", 1)  # listings computed and cached once
-    page, calls = counted(service, lambda: related(anonymous, "DerivedImageList", "public/base:1", 10, 195))
-    assert page["Page"] == {"TotalCount": PUBLIC, "ItemCount": 10} and [r["RepoName"] for r in page["Results"]] == names[195:205]
+    page, calls = counted(service, lambda: related(anonymous, "DerivedImageList", "public/base:1", 10, PUBLIC - 10))
+    assert page["Page"] == {"TotalCount": PUBLIC, "ItemCount": 10} and [r["RepoName"] for r in page["Results"]] == names[PUBLIC - 10 : PUBLIC]
     # the image's own partition, the catalog, the listings, the page's 10 partitions: not one per holder of the base layer
     assert calls.get("dynamodb:Query", 0) <= 3 + 10 and "dynamodb:BatchGetItem" not in calls, calls
     assert related(bob, "DerivedImageList", "public/base:1", 10)["Page"]["TotalCount"] == PUBLIC + TEAM
-    base, calls = counted(service, lambda: related(anonymous, "BaseImageList", f"{names[200]}:1"))
+    base, calls = counted(service, lambda: related(anonymous, "BaseImageList", f"{names[PUBLIC - 5]}:1"))
     assert base == {"Page": {"TotalCount": 1, "ItemCount": 1}, "Results": [{"RepoName": "public/base", "Tag": "1"}]}
     assert calls.get("dynamodb:Query", 0) <= 4, calls
