@@ -112,6 +112,41 @@ def install_item_rollback() -> None:
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
+_partition = threading.local()  # the (table, items) a primary-key Query walks instead of the whole table
+
+
+def install_partition_query() -> None:
+    """A Query on a table's key reads its partition (O(partition)) instead of sorting every item (O(table)).
+
+    moto's Table.query calls all_items(), which sorts the whole table, for every Query: writes slowed
+    as the index grew (a push makes several Queries). DynamoDB reads one partition; so does this.
+    """
+    from moto.dynamodb.models.table import Table
+
+    original_query, original_all_items = Table.query, Table.all_items
+    if getattr(original_query, "by_partition", False):
+        return
+
+    def all_items(self: Any) -> list[Any]:
+        only = getattr(_partition, "current", None)
+        if only is not None and only[0] is self:
+            return list(only[1])
+        return original_all_items(self)
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
+        if index_name is not None or hash_key is None or not self.range_key_attr:
+            return original_query(self, hash_key, *args, **kwargs)
+        _partition.current = (self, self.items.get(hash_key, {}).values())
+        try:
+            return original_query(self, hash_key, *args, **kwargs)
+        finally:
+            _partition.current = None
+
+    query.by_partition = True  # type: ignore[attr-defined]
+    Table.query, Table.all_items = query, all_items  # type: ignore[method-assign]
+
+
 def main(argv: list[str] | None = None) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import run_simple
@@ -124,6 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("MOTO_PORT", str(args.port))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop() asks politely; exit as moto's own server does
     install_item_rollback()
+    install_partition_query()
     inner: WsgiApp = DomainDispatcherApplication(create_backend_app)
     journal = _persistent(inner, args.data) if args.data is not None else None
     app = Atomic(journal or inner)
