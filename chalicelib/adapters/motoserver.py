@@ -155,19 +155,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=int(os.environ.get("MOTO_PORT", 5000)))
     parser.add_argument("--data", default=None, help="Keep state in this directory (journal + bodies); in memory without it.")
+    parser.add_argument("--compact", action="store_true", help="Compact the --data directory's journal and exit, serving nothing.")
     args = parser.parse_args(argv)
     os.environ.setdefault("MOTO_PORT", str(args.port))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop() asks politely; exit as moto's own server does
     install_item_rollback()
     install_partition_query()
+    from chalicelib.adapters.journal import JournalError
+
     inner: WsgiApp = DomainDispatcherApplication(create_backend_app)
     journal = _persistent(inner, args.data) if args.data is not None else None
+    if args.compact:
+        if journal is None:
+            parser.error("--compact needs --data")
+        try:
+            journal.compact()
+        except JournalError as error:
+            print(f"motoserver: {error}", file=sys.stderr, flush=True)
+            sys.exit(2)
+        return
     app = Atomic(journal or inner)
     try:
         run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
     finally:
         if journal is not None:
-            journal.snapshot()  # a clean stop leaves a snapshot, so the next start replays nothing
+            journal.close()  # a clean stop leaves a snapshot, so the next start replays nothing, and compacts a grown journal
 
 
 def _persistent(app: WsgiApp, directory: str) -> Journal:
