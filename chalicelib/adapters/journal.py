@@ -3,9 +3,9 @@
 Every request that changes S3 or DynamoDB state, and succeeded, is appended to `journal.jsonl`
 and fsynced before its response leaves the emulator; at start the journal is replayed, in order,
 into a fresh moto. The journal stores HTTP requests (the AWS wire protocol), not moto's objects,
-so a later moto or zotless can still read it. Format (version 1), one JSON object a line:
+so a later moto or zotless can still read it. Format (version 2; version 1 is read too), one JSON object a line:
 
-    {"format": "zotless-emulator-journal", "version": 1, "moto": "5.2.5"}    first line
+    {"format": "zotless-emulator-journal", "version": 2, "moto": "5.2.5"}    first line
     {"seq": 1, "time": 1764500000.0, "method": "PUT", "environ": {...},      one per write
      "credential": "AKID/20261130/us-east-1/s3/aws4_request",
      "body": "<base64>" | "file": "bodies/<name>", "upload_id": "..."}
@@ -25,6 +25,12 @@ every SNAPSHOT_EVERY writes), with object bodies over 64 KiB kept as files under
 read from there when asked for, so neither the snapshot nor start-up reads the blobs. It is
 only used by the moto version that wrote it; any other, or a snapshot that does not load, means
 a full replay of the journal, which stays the record.
+
+Compaction (version 2) rewrites the journal from the state: its header gains `"compacted": {"seq": N}`
+and its first lines are the writes that rebuild moto's state as of entry N (CreateBucket, PutObject,
+CreateMultipartUpload + UploadPart, CreateTable, UpdateTimeToLive, BatchWriteItem), all numbered N, their
+bodies hard links to the snapshot's objects/ files; new writes go on from N + 1. A version 1 reader
+refuses such a journal (lines sharing a number), hence the version.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ VERSION = 2  # 2: a compacted journal starts with the state as of one entry, its
 SNAPSHOT_VERSION = 1
 COMPACTING = "journal.jsonl.compact"
 COMPACT_LINES = 2.0  # a clean stop compacts when the journal has more than this many lines per live record
+ITEMS_PER_BATCH = 25  # DynamoDB's limit for one BatchWriteItem: a compacted journal puts items 25 a line
 COMPACT_BYTES = 0.25  # or when bodies not shared with live objects exceed this share of the live object bytes
 JOURNAL = "journal.jsonl"
 BODIES = "bodies"
@@ -337,7 +344,7 @@ def live_records() -> tuple[int, int]:
         for upload in bucket.multiparts.values():
             records += 1 + len(upload.parts)
     for table in _dynamodb_tables():
-        records += 2 + sum(len(v) if table.range_key_attr else 1 for v in table.items.values())
+        records += 2 + sum(len(v) if table.range_key_attr else 1 for v in table.items.values()) // ITEMS_PER_BATCH
     return records, size
 
 
@@ -493,9 +500,15 @@ class _CompactWriter:
         if table.ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") and table.ttl.get("AttributeName"):
             yield self._dynamodb(table, "UpdateTimeToLive", {"TableName": table.name, "TimeToLiveSpecification": {
                 "Enabled": True, "AttributeName": table.ttl["AttributeName"]}})
+        batch: list[dict[str, Any]] = []
         for partition in table.items.values():
             for item in partition.values() if table.range_key_attr else [partition]:
-                yield self._dynamodb(table, "PutItem", {"TableName": table.name, "Item": item.to_json()["Attributes"]})
+                batch.append({"PutRequest": {"Item": item.to_json()["Attributes"]}})
+                if len(batch) == ITEMS_PER_BATCH:
+                    yield self._dynamodb(table, "BatchWriteItem", {"RequestItems": {table.name: batch}})
+                    batch = []
+        if batch:
+            yield self._dynamodb(table, "BatchWriteItem", {"RequestItems": {table.name: batch}})
 
     def _dynamodb(self, table: Any, action: str, request: dict[str, Any]) -> dict[str, Any]:
         headers = {"X-Amz-Target": f"DynamoDB_20120810.{action}", "Content-Type": "application/x-amz-json-1.0"}
