@@ -43,6 +43,7 @@ import logging
 import os
 import pickle
 import re
+import signal
 import sys
 import threading
 import time
@@ -330,7 +331,7 @@ def read_entries(path: Path) -> Iterator[dict[str, Any]]:
 def _fault(point: str) -> None:
     """Tests kill the process here (ZOTLESS_JOURNAL_FAULT=point) to check what a crash at that point leaves."""
     if os.environ.get("ZOTLESS_JOURNAL_FAULT") == point:
-        os.kill(os.getpid(), 9)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def live_records() -> tuple[int, int]:

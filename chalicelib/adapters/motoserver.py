@@ -147,6 +147,24 @@ def install_partition_query() -> None:
     Table.query, Table.all_items = query, all_items  # type: ignore[method-assign]
 
 
+def install_module_list_cache() -> None:
+    """moto's dispatcher lists its package directory (a listdir and ~150 isdir) on every request; the list never changes."""
+    from moto import backends
+
+    original = backends.list_of_moto_modules
+    if getattr(original, "cached", False):
+        return
+    modules: list[tuple[str, ...]] = []
+
+    def list_of_moto_modules() -> tuple[str, ...]:
+        if not modules:
+            modules.append(tuple(original()))
+        return modules[0]
+
+    list_of_moto_modules.cached = True  # type: ignore[attr-defined]
+    backends.list_of_moto_modules = list_of_moto_modules  # type: ignore[assignment]
+
+
 def main(argv: list[str] | None = None) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import run_simple
@@ -161,6 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop() asks politely; exit as moto's own server does
     install_item_rollback()
     install_partition_query()
+    install_module_list_cache()
     from chalicelib.adapters.journal import JournalError
 
     inner: WsgiApp = DomainDispatcherApplication(create_backend_app)

@@ -48,3 +48,21 @@ def test_a_key_query_walks_its_partition_not_the_table(patched: list[int]) -> No
     assert patched == []
     client.scan(TableName="t")
     assert patched == [15]  # a Scan still reads every item, as on DynamoDB
+
+
+def test_the_dispatcher_lists_moto_s_modules_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every request listed moto's package directory (13% of a journal replay); the list is read once and kept."""
+    import os
+
+    from moto import backends
+
+    from chalicelib.adapters.motoserver import install_module_list_cache
+
+    monkeypatch.setattr(backends, "list_of_moto_modules", backends.list_of_moto_modules)
+    listed: list[str] = []
+    original = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda path: listed.append(path) or original(path))
+    install_module_list_cache()
+    first = backends.list_of_moto_modules()
+    assert "s3" in first and "dynamodb" in first
+    assert backends.list_of_moto_modules() == first and len(listed) == 1
