@@ -12,6 +12,8 @@ restart  times `zotless serve --data DIR` from its command to its "listening" li
          (replays the journal since the last snapshot), then after a clean stop (snapshot only), then
          on an empty directory; each time the emulator's peak RSS after start and a pull (manifests of
          the first, a middle and the last image; one big and one small layer, their sha256 checked).
+full-replay  (run after restart) deletes the snapshot, as a moto upgrade would make it unusable, and times
+         a start that replays the whole (compacted) journal.
 Writes bench/results/startup.json. The directory is kept (delete it after).
 """
 
@@ -159,7 +161,8 @@ def replay_lines(data: Path) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="Data directory (kept: delete it when done).")
-    parser.add_argument("--phase", choices=("fill", "restart", "all"), default="all")
+    parser.add_argument("--phase", choices=("fill", "restart", "all", "full-replay"), default="all",
+                        help="full-replay (after restart): delete the snapshot, as another moto version would ignore it, and time the start")
     parser.add_argument("--manifests", type=int, default=10_000)
     parser.add_argument("--big-layers", type=int, default=300)
     parser.add_argument("--big-mib", type=int, default=35)
@@ -169,12 +172,12 @@ def main() -> None:
     shape = plan(args)
     seed = os.urandom(args.big_mib * MIB)
     seed_file = args.data.with_name(args.data.name + ".seed")
-    if args.phase == "restart":
+    if args.phase in ("restart", "full-replay"):
         seed = seed_file.read_bytes()
     BIG_DIGESTS.extend(fixtures.sha256(big_layer(n, seed)) for n in range(args.big_layers))
     result_path = args.output
     result_path.parent.mkdir(parents=True, exist_ok=True)
-    result: dict[str, Any] = json.loads(result_path.read_text()) if args.phase == "restart" and result_path.exists() else {}
+    result: dict[str, Any] = json.loads(result_path.read_text()) if args.phase in ("restart", "full-replay") and result_path.exists() else {}
     result["shape"] = {**shape, "blob_gib_distinct": round((args.big_layers * args.big_mib * MIB + args.manifests * 1024) / GIB, 2)}
     workdir = Path(tempfile.mkdtemp(prefix="bench-startup-"))
     if args.phase in ("fill", "all"):
@@ -204,6 +207,15 @@ def main() -> None:
         _stop(registry.process)
         runs.append(empty)
         result["starts"] = runs
+        result["emulator_log"] = replay_lines(args.data)
+        _write(result_path, result)
+    if args.phase == "full-replay":
+        (args.data / "snapshot.pickle").unlink()
+        result["directory_before_full_replay"] = directory_report(args.data)
+        registry, run = timed_start(workdir, "full-replay", "--data", str(args.data))
+        run.update(pull_check(registry, shape, seed))
+        _stop(registry.process)
+        result["full_replay"] = run
         result["emulator_log"] = replay_lines(args.data)
         _write(result_path, result)
 
