@@ -183,12 +183,14 @@ def main() -> None:
     if args.phase in ("fill", "all"):
         seed_file.write_bytes(seed)
         registry, empty = timed_start(workdir, "fill", "--data", str(args.data))
-        started = time.monotonic()
+        emulator, started = emulator_pid(registry), time.monotonic()
         try:
             result["fill_rates"] = fill(registry, shape, args.workers, seed)
         finally:
             os.killpg(registry.process.pid, signal.SIGKILL)  # a crash: the next start replays the journal since the last snapshot
             registry.process.wait()
+            while Path(f"/proc/{emulator}").exists():  # it holds the directory's lock until it is gone
+                time.sleep(0.1)
         result["fill_seconds"] = round(time.monotonic() - started)
         result["after_fill"] = directory_report(args.data)
         _write(result_path, result)
