@@ -102,6 +102,15 @@ def emulator_pid(registry: RunningRegistry) -> int:
     return int(children[0])
 
 
+def running(pid: int) -> bool:
+    """True until the process has exited (a zombie waiting for its reaper has released its files)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
 def memory(pid: int) -> dict[str, float]:
     """The emulator's peak and current resident memory (MiB) from /proc."""
     fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
@@ -189,7 +198,7 @@ def main() -> None:
         finally:
             os.killpg(registry.process.pid, signal.SIGKILL)  # a crash: the next start replays the journal since the last snapshot
             registry.process.wait()
-            while Path(f"/proc/{emulator}").exists():  # it holds the directory's lock until it is gone
+            while running(emulator):  # it holds the directory's lock until it has exited
                 time.sleep(0.1)
         result["fill_seconds"] = round(time.monotonic() - started)
         result["after_fill"] = directory_report(args.data)
