@@ -23,6 +23,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -188,7 +189,16 @@ def main() -> None:
     result_path.parent.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = json.loads(result_path.read_text()) if args.phase in ("restart", "full-replay") and result_path.exists() else {}
     result["shape"] = {**shape, "blob_gib_distinct": round((args.big_layers * args.big_mib * MIB + args.manifests * 1024) / GIB, 2)}
-    workdir = Path(tempfile.mkdtemp(prefix="bench-startup-"))
+    workdir = Path(tempfile.mkdtemp(prefix="bench-startup-"))  # the servers' logs; removed at the end
+    try:
+        run_phases(args, shape, seed, seed_file, result, result_path, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_phases(args: argparse.Namespace, shape: dict[str, Any], seed: bytes, seed_file: Path, result: dict[str, Any],
+               result_path: Path, workdir: Path) -> None:
+    """The phases --phase asks for, each writing the results so far."""
     if args.phase in ("fill", "all"):
         seed_file.write_bytes(seed)
         registry, empty = timed_start(workdir, "fill", "--data", str(args.data))
