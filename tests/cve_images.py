@@ -6,6 +6,20 @@ import gzip
 import io
 import json
 import tarfile
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chalicelib.cve.results import NotScanned, ScanResult
+    from chalicelib.cve.service import CveService
+
+
+
+def tag_result(cve: CveService, repo: str, tag: str) -> ScanResult | NotScanned:
+    """The cached scan result of a tag's manifest, as search's CVEListForImage reads it (the tag must exist)."""
+    stored = cve.index.tagged(repo, tag)
+    assert stored is not None, f"{repo}:{tag} is not tagged"
+    return cve.result(stored.digest)
+
 
 DEBIAN_RELEASE = b'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n'
 ALPINE_RELEASE = b'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.19.1\n'

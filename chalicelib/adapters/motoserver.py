@@ -112,6 +112,59 @@ def install_item_rollback() -> None:
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
+_partition = threading.local()  # the (table, items) a primary-key Query walks instead of the whole table
+
+
+def install_partition_query() -> None:
+    """A Query on a table's key reads its partition (O(partition)) instead of sorting every item (O(table)).
+
+    moto's Table.query calls all_items(), which sorts the whole table, for every Query: writes slowed
+    as the index grew (a push makes several Queries). DynamoDB reads one partition; so does this.
+    """
+    from moto.dynamodb.models.table import Table
+
+    original_query, original_all_items = Table.query, Table.all_items
+    if getattr(original_query, "by_partition", False):
+        return
+
+    def all_items(self: Any) -> list[Any]:
+        only = getattr(_partition, "current", None)
+        if only is not None and only[0] is self:
+            return list(only[1])
+        return original_all_items(self)
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
+        if index_name is not None or hash_key is None or not self.range_key_attr:
+            return original_query(self, hash_key, *args, **kwargs)
+        _partition.current = (self, self.items.get(hash_key, {}).values())
+        try:
+            return original_query(self, hash_key, *args, **kwargs)
+        finally:
+            _partition.current = None
+
+    query.by_partition = True  # type: ignore[attr-defined]
+    Table.query, Table.all_items = query, all_items  # type: ignore[method-assign]
+
+
+def install_module_list_cache() -> None:
+    """moto's dispatcher lists its package directory (a listdir and ~150 isdir) on every request; the list never changes."""
+    from moto import backends
+
+    original = backends.list_of_moto_modules
+    if getattr(original, "cached", False):
+        return
+    modules: list[tuple[str, ...]] = []
+
+    def list_of_moto_modules() -> tuple[str, ...]:
+        if not modules:
+            modules.append(tuple(original()))
+        return modules[0]
+
+    list_of_moto_modules.cached = True  # type: ignore[attr-defined]
+    backends.list_of_moto_modules = list_of_moto_modules  # type: ignore[assignment]
+
+
 def main(argv: list[str] | None = None) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import run_simple
@@ -120,18 +173,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=int(os.environ.get("MOTO_PORT", 5000)))
     parser.add_argument("--data", default=None, help="Keep state in this directory (journal + bodies); in memory without it.")
+    parser.add_argument("--compact", action="store_true", help="Compact the --data directory's journal and exit, serving nothing.")
     args = parser.parse_args(argv)
     os.environ.setdefault("MOTO_PORT", str(args.port))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop() asks politely; exit as moto's own server does
     install_item_rollback()
+    install_partition_query()
+    install_module_list_cache()
+    from chalicelib.adapters.journal import JournalError
+
     inner: WsgiApp = DomainDispatcherApplication(create_backend_app)
     journal = _persistent(inner, args.data) if args.data is not None else None
+    if args.compact:
+        if journal is None:
+            parser.error("--compact needs --data")
+        try:
+            journal.compact()
+        except JournalError as error:
+            print(f"motoserver: {error}", file=sys.stderr, flush=True)
+            sys.exit(2)
+        return
     app = Atomic(journal or inner)
     try:
         run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
     finally:
         if journal is not None:
-            journal.snapshot()  # a clean stop leaves a snapshot, so the next start replays nothing
+            journal.close()  # a clean stop leaves a snapshot, so the next start replays nothing, and compacts a grown journal
 
 
 def _persistent(app: WsgiApp, directory: str) -> Journal:

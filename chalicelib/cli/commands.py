@@ -147,6 +147,19 @@ def scrub(config_path: str | None, repair_index: bool, repositories: tuple[str, 
         sys.exit(1)
 
 
+@main.command()
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, exists=True), required=True,
+              help="The embedded emulator's data directory (no server may be using it).")
+def compact(data_dir: str) -> None:
+    """Rewrite a data directory's journal from its state: one copy of the live bytes, a journal the size of the state.
+
+    `zotless serve` also compacts at a clean stop when the journal has outgrown the state (docs/operations.md).
+    """
+    from chalicelib.adapters.motoserver import main as emulator
+
+    emulator(["--data", data_dir, "--compact"])
+
+
 @main.command("rebuild-index")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False))
 def rebuild_index_command(config_path: str | None) -> None:

@@ -7,19 +7,16 @@ import it lazily.
 The interface (`service.CveService(registry, index, store)`, from a Service: `CveService(service.api.registry,
 service.index, service.store)`), shaped after zot's GraphQL types so resolvers stay thin:
 
-- `cve_list_for_image(repo, reference) -> ScanResult | NotScanned`: CVEListForImage. ScanResult.cves
-  are dicts with zot's CVE fields (Id, Title, Description, Reference, Severity, PackageList of Name,
-  PackagePath, InstalledVersion, FixedVersion); `filtered(searched, excluded, severity)` applies
-  searchedCVE/excludedCVE/severity; `summary.as_graphql()` is ImageVulnerabilitySummary.
-  NotScanned.reason is "pending" (not scanned yet), "unscannable" or "no database".
-- `images_affected_by(cve_id, repos=None) -> list[ImageRef]`: ImageListForCVE (tagged images).
-- `images_with_fix(cve_id, repo) -> list[ImageRef]`: ImageListWithCVEFixed (zot's rule: never an image
-  that was not scanned).
-- `diff((repo, ref), (repo, ref)) -> ScanResult | NotScanned`: CVEDiffListForImages.
-- `summary(repo, digest)`, `summaries(digests)`: ImageSummary.Vulnerabilities for one image or a listing.
+- `result(digest) -> ScanResult | NotScanned`: one image's cached result (CVEListForImage,
+  CVEDiffListForImages). ScanResult.cves are dicts with zot's CVE fields (Id, Title, Description,
+  Reference, Severity, PackageList of Name, PackagePath, InstalledVersion, FixedVersion);
+  `summary.as_graphql()` is ImageVulnerabilitySummary. NotScanned.reason is "pending" (not scanned
+  yet), "unscannable" or "no database".
 - `briefs(digests) -> {digest: Brief}`: state, summary and CVE ids per digest, one projected BatchGetItem
   per 100 (what search's listings, ImageListForCVE and ImageListWithCVEFixed read).
-- `resolve(repo, reference)` raises ManifestUnknown for an unknown tag or digest.
+
+The query rules (which tags are fixed, the diff, the base image, filters and pages) live in search
+(`chalicelib/search/vulns.py` and `queries.py`) only, so there is one of each.
 
 Every query reads only the cache (one GetItem per image, BatchGetItem for lists); scanning is
 `scan(repo, digest)` and `rematch_all()`, run by `worker.ScanWorker` locally and by the queue and

@@ -4,6 +4,11 @@ Item ("_cve", "s#<digest>"): the image's package inventory (read from its layers
 database version its findings were matched against, the findings (zlib JSON; in S3 when too big
 for an item), the per-severity summary and the CVE ids. A new database version re-matches the
 stored inventories without reading a layer again.
+
+Item ("_cve", "h#<CVE id>#<digest>"): the CVE->image lookup ImageListForCVE reads with one Query,
+written before the result for each id the result gains (`dbVersion`: the match that wrote it). A hit
+whose result no longer names the CVE stays (the scan functions may only put `_cve` items) and is
+dropped by readers, which keep only digests whose result names the CVE: the result is the truth.
 """
 
 from __future__ import annotations
@@ -27,6 +32,14 @@ State = Literal["scanned", "unscannable", "index"]
 
 def result_key(digest: str) -> str:
     return f"s#{digest}"
+
+
+def hit_prefix(cve_id: str) -> str:
+    """The lookup's sort-key prefix of one CVE (ids hold no '#')."""
+    return f"h#{cve_id}#"
+
+
+HITS_FORMAT = 1  # results saved with their lookup items; older ones are re-saved by the next re-match
 
 
 @dataclass(frozen=True)
@@ -171,10 +184,14 @@ class ResultCache:
             return NotScanned(digest, "no database", "load one with `zotless cve-db update`")
         return ScanResult(digest, str(item["dbVersion"]), self.findings(item), Summary.from_item(item.get("summary") or {}), int(item.get("scanned", 0)))
 
+    def affected(self, cve_id: str) -> list[str]:
+        """Digests whose result named the CVE when saved, from the lookup: one paged Query (keys only)."""
+        return [str(i["key"])[len(hit_prefix(cve_id)) :] for i in self.table.query(PARTITION, hit_prefix(cve_id))]
+
     def save(
         self, digest: str, state: State, *, inventory: Inventory | None = None, db_version: str = "", cves: list[dict[str, Any]] | None = None, **extra: Any
     ) -> None:
-        item: dict[str, Any] = {"repo": PARTITION, "key": result_key(digest), "state": state, "scanned": int(time.time()), **extra}
+        item: dict[str, Any] = {"repo": PARTITION, "key": result_key(digest), "state": state, "scanned": int(time.time()), "hits": HITS_FORMAT, **extra}
         if inventory is not None:
             item["inventory"] = pack(inventory.as_json())
         if cves is not None and db_version:
@@ -185,4 +202,8 @@ class ResultCache:
             else:
                 item["findingsKey"] = f"{RESULTS_PREFIX}{digest}/{db_version}"
                 self.store.put(item["findingsKey"], findings)
+        before = self.table.get(PARTITION, result_key(digest)) or {}
+        known = set(before.get("cves") or ()) if before.get("hits") else set()
+        for cve_id in sorted(set(item.get("cves") or ()) - known):  # before the result: a reader checks each hit against it
+            self.table.put({"repo": PARTITION, "key": f"{hit_prefix(cve_id)}{digest}", "dbVersion": db_version})
         self.table.put(item)

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.cve.database import AdvisoryDb, DbVersion
 from chalicelib.cve.layers import UnreadableLayer
-from chalicelib.cve.results import Brief, NotScanned, ResultCache, ScanResult, Summary
+from chalicelib.cve.results import Brief, NotScanned, ResultCache, ScanResult
 from chalicelib.cve.scanner import Blobs, match, read_inventory
 from chalicelib.model.locations import RoutedRegistry
-from chalicelib.spec.errors import ManifestUnknown
-from chalicelib.spec.references import is_tag
 from chalicelib.storage.dynamo import Table
 from chalicelib.storage.index import RepoIndex
 from chalicelib.storage.objectstore import ObjectStore
@@ -22,18 +19,8 @@ log = logging.getLogger("zotless.cve")
 INDEX_TYPES = {"application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json"}
 
 
-@dataclass(frozen=True)
-class ImageRef:
-    """A tagged image in a repository, as ImageListForCVE and ImageListWithCVEFixed list them."""
-
-    repo: str
-    tag: str
-    digest: str
-    pushed: int = 0
-
-
 class CveService:
-    """Scanning (`scan`, `rematch_all`, `unscanned`) and the queries (`cve_list_for_image` and the rest)."""
+    """Scanning (`scan`, `rematch_all`, `unscanned`) and the cache reads search's CVE queries answer from (`result`, `briefs`)."""
 
     def __init__(self, registry: RoutedRegistry | Blobs, index: RepoIndex, store: ObjectStore) -> None:
         self.registry = registry
@@ -89,11 +76,14 @@ class CveService:
         return self.cache.result(digest, self.cache.item(digest))
 
     def rematch_all(self) -> int:
-        """After a database update: re-match every stored inventory (no layer is read again); indexes last."""
+        """After a database update: re-match every stored inventory (no layer is read again); indexes last.
+
+        Results saved before the CVE->image lookup existed are re-saved too, which writes their lookup items.
+        """
         version = self.db.current()
         if version is None:
             return 0
-        items = [i for i in self.cache.all_items() if i["state"] != "unscannable" and i.get("dbVersion") != version.version]
+        items = [i for i in self.cache.all_items() if i["state"] != "unscannable" and (i.get("dbVersion") != version.version or not i.get("hits"))]
         items.sort(key=lambda i: i["state"] == "index")
         for item in items:
             digest = str(item["key"])[2:]
@@ -124,72 +114,16 @@ class CveService:
             waiting += [(repo, d) for d in digests if d not in known]
         return waiting
 
-    # Queries: answered from the cache only, never by scanning
-
-    def resolve(self, repo: str, reference: str) -> str:
-        """A tag or digest to the manifest digest; ManifestUnknown when the repository has neither."""
-        stored = self.index.tagged(repo, reference) if is_tag(reference) else self.index.manifest(repo, reference)
-        if stored is None:
-            raise ManifestUnknown(detail={"repository": repo, "reference": reference})
-        return stored.digest
+    # Queries: search's resolvers (chalicelib/search/vulns.py) hold the query rules; these read the cache only, never scan
 
     def result(self, digest: str) -> ScanResult | NotScanned:
+        """One image's cached result (CVEListForImage, CVEDiffListForImages): one GetItem."""
         return self.cache.result(digest, self.cache.item(digest))
-
-    def cve_list_for_image(self, repo: str, reference: str) -> ScanResult | NotScanned:
-        """CVEListForImage: filter and paginate with ScanResult.filtered / as_graphql."""
-        return self.result(self.resolve(repo, reference))
-
-    def summary(self, repo: str, digest: str) -> Summary | None:
-        """ImageSummary.Vulnerabilities: None when not scanned (yet)."""
-        outcome = self.result(digest)
-        return outcome.summary if isinstance(outcome, ScanResult) else None
-
-    def summaries(self, digests: list[str]) -> dict[str, Summary]:
-        """Summaries for a listing (scanned digests only): one BatchGetItem per 100 digests, no findings unpacked."""
-        return {d: b.summary for d, b in self.briefs(digests).items() if b.summary is not None}
 
     def briefs(self, digests: list[str]) -> dict[str, Brief]:
         """State, summary and CVE ids per digest (a missing result is "pending"): what search's listings read, batched."""
         return self.cache.briefs(digests)
 
-    def _tagged(self, repo: str) -> list[ImageRef]:
-        return [ImageRef(repo, str(i["key"])[2:], str(i["digest"]), int(i.get("pushed", 0))) for i in self.index.table.query(repo, "t#")]
-
-    def _outcomes(self, images: list[ImageRef]) -> dict[str, ScanResult | NotScanned]:
-        items = self.cache.items([i.digest for i in images])
-        return {i.digest: self.cache.result(i.digest, items.get(i.digest)) for i in images}
-
-    def images_affected_by(self, cve_id: str, repos: list[str] | None = None) -> list[ImageRef]:
-        """ImageListForCVE: tagged images whose cached result names the CVE."""
-        affected = []
-        for repo in repos if repos is not None else self.index.repositories(None, None):
-            images = self._tagged(repo)
-            outcomes = self._outcomes(images)
-            affected += [i for i in images if isinstance(outcomes[i.digest], ScanResult) and cve_id in outcomes[i.digest].cve_ids()]  # type: ignore[union-attr]
-        return affected
-
-    def images_with_fix(self, cve_id: str, repo: str) -> list[ImageRef]:
-        """ImageListWithCVEFixed, zot's rule: scanned tags without the CVE, pushed after its earliest affected tag.
-
-        With no affected tag every scanned tag counts as fixed; an image not scanned (yet, or ever) never does.
-        """
-        images = self._tagged(repo)
-        outcomes = self._outcomes(images)
-        scanned = [i for i in images if isinstance(outcomes[i.digest], ScanResult)]
-        affected = [i for i in scanned if cve_id in outcomes[i.digest].cve_ids()]  # type: ignore[union-attr]
-        clean = [i for i in scanned if i not in affected]
-        if not affected:
-            return clean
-        earliest = min(i.pushed for i in affected)
-        return [i for i in clean if i.pushed >= earliest]
-
-    def diff(self, minuend: tuple[str, str], subtrahend: tuple[str, str]) -> ScanResult | NotScanned:
-        """CVEDiffListForImages: the minuend's CVEs that the subtrahend does not have."""
-        first, second = self.cve_list_for_image(*minuend), self.cve_list_for_image(*subtrahend)
-        if isinstance(first, NotScanned):
-            return first
-        if isinstance(second, NotScanned):
-            return second
-        remaining = [cve for cve in first.cves if cve["Id"] not in second.cve_ids()]
-        return ScanResult(first.digest, first.db_version, remaining, Summary.of(remaining), first.scanned)
+    def affected(self, cve_id: str) -> list[str]:
+        """Digests the CVE->image lookup names for a CVE (ImageListForCVE): one paged Query; check each against `briefs`."""
+        return self.cache.affected(cve_id)

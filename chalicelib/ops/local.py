@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -46,6 +47,8 @@ class Operations:
             from chalicelib.ops.prometheus import PrometheusMetrics
 
             self.metrics = PrometheusMetrics()
+        self.changed: set[str] = set()  # repositories whose storage bytes are measured at the next scrape
+        self.changed_lock = threading.Lock()
 
     def wrap(self, handler: Handler) -> Handler:
         def handle(request: Request) -> Response:
@@ -68,8 +71,22 @@ class Operations:
         assert self.metrics is not None
         measured = measure(request.method, request.path, response, seconds)
         self.metrics.record(measured)
-        if measured.manifest_changed and measured.repo != NO_REPO:
-            self.metrics.set_storage(measured.repo, repository_bytes(self.service, measured.repo))
+        if measured.manifest_changed and measured.repo != NO_REPO:  # measured when scraped: a push must not read its whole repository
+            with self.changed_lock:
+                self.changed.add(measured.repo)
+
+    def measure_storage(self) -> None:
+        """Storage bytes of the repositories changed since the last scrape (one Query each); a failed one waits for the next."""
+        assert self.metrics is not None
+        with self.changed_lock:
+            changed, self.changed = self.changed, set()
+        for repo in sorted(changed):
+            try:
+                self.metrics.set_storage(repo, repository_bytes(self.service, repo))
+            except Exception:  # the scrape still answers with the other numbers
+                logger.exception("could not measure the storage bytes of %s", repo)
+                with self.changed_lock:
+                    self.changed.add(repo)
 
     def scrape(self, request: Request) -> Response:
         """Protected as GET /v2/ is: with auth on, only callers who sent valid credentials may read the metrics."""
@@ -81,4 +98,5 @@ class Operations:
                 raise caller.refusal(None, "")
         except RegistryError as error:
             return error.to_response()
+        self.measure_storage()
         return self.metrics.scrape()

@@ -15,7 +15,7 @@ from typing import Any
 from chalicelib.model.access import Caller
 from chalicelib.model.locations import RoutedRegistry
 from chalicelib.search.facts import RepoContent
-from chalicelib.storage.index import RepoIndex
+from chalicelib.storage.index import LISTINGS, RepoIndex
 from chalicelib.storage.userprefs import UserPrefs
 
 MAX_WALKS = 200  # repository partitions one request may read for its results
@@ -29,7 +29,7 @@ class SearchError(Exception):
 
 
 def cached(item: dict[str, Any] | None, summary_item: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The cached summary when it was computed from the repository's current change count, else None."""
+    """The cached summary (or listing) when it was computed from the repository's current change count, else None."""
     if item is None or summary_item is None or summary_item.get("version") != item.get("version", 0):
         return None
     return summary_item.get("summary")
@@ -37,12 +37,18 @@ def cached(item: dict[str, Any] | None, summary_item: dict[str, Any] | None) -> 
 
 def refresh_summary(index: RepoIndex, repo: str, item: dict[str, Any] | None) -> dict[str, Any]:
     """Recompute a repository's summary from its partition and cache it unless it changed meanwhile."""
+    return refresh(index, repo, item)[0]
+
+
+def refresh(index: RepoIndex, repo: str, item: dict[str, Any] | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A repository's summary and listing rows from one read of its partition, both cached unless it changed meanwhile."""
     version = int((item or {}).get("version", 0))
     manifests, tags = index.repository_items(repo)
-    summary = RepoContent.from_items(repo, manifests, tags).summary()
+    content = RepoContent.from_items(repo, manifests, tags)
+    summary, listing = content.summary(), content.listing()
     if item is not None:
-        index.save_summary(repo, summary, version)
-    return summary
+        index.save_summary(repo, summary, version, listing)
+    return summary, listing
 
 
 class Searcher:
@@ -98,6 +104,32 @@ class Searcher:
         found = [self.summary_of(repo, item) for repo, item in repositories]
         return [summary for summary in found if summary.get("_images")]
 
+    def listing(self) -> list[tuple[str, dict[str, Any]]]:
+        """(repository, listing row) of every image in a readable repository, from the cached listings: no partition read.
+
+        A listing computed from an older change count is recomputed (with the summary) and cached, as summaries are.
+        """
+        repositories = list(self.repositories())
+        cached_listings = self.index.summary_items(partition=LISTINGS) if repositories else {}
+        found: list[tuple[str, dict[str, Any]]] = []
+        for repo, item in repositories:
+            listing = cached(item, cached_listings.get(repo))
+            rows = listing["rows"] if listing is not None else self._refreshed(repo, item)
+            found += [(repo, row) for row in rows]
+        return found
+
+    def _refreshed(self, repo: str, item: dict[str, Any]) -> list[dict[str, Any]]:
+        """A stale repository's listing rows, recomputed within the request's refresh budget (its summary is cached too)."""
+        self._refresh_budget()
+        summary, rows = refresh(self.index, repo, item)
+        self.cache[repo] = {"version": item.get("version", 0), "summary": summary}
+        return rows
+
+    def _refresh_budget(self) -> None:
+        self.refreshes += 1
+        if self.refreshes > MAX_REFRESHES:
+            raise SearchError(f"more than {MAX_REFRESHES} repository summaries were out of date; retry (they are cached as computed)")
+
     def summaries_of(self, repos: list[str]) -> list[dict[str, Any]]:
         """The same for a few named repositories (stars, bookmarks): batch reads, no walk over the catalog."""
         names = [r for r in dict.fromkeys(repos) if self.readable(r)]
@@ -110,9 +142,7 @@ class Searcher:
         """The caller's view of one repository summary: the cached facts plus stars, bookmarks and downloads."""
         summary = cached(item, self.cache.get(repo))
         if summary is None:
-            self.refreshes += 1
-            if self.refreshes > MAX_REFRESHES:
-                raise SearchError(f"more than {MAX_REFRESHES} repository summaries were out of date; retry (they are cached as computed)")
+            self._refresh_budget()
             summary = refresh_summary(self.index, repo, item)
         starred, bookmarked = self.preferences()
         stars = int((item or {}).get("stars", 0))

@@ -206,6 +206,21 @@ class RepoContent:
             "_images": len(images),
         }
 
+    def listing(self) -> list[dict[str, Any]]:
+        """One listing row per image (cached apart from the summary, in the LISTINGS partition)."""
+        return [listing_row(image) for image in self.images()]
+
+
+def listing_row(image: dict[str, Any]) -> dict[str, Any]:
+    """What a cross-repository listing sorts, filters and matches an image by, kept in the repository's cached summary.
+
+    ImageListForCVE and Derived/BaseImageList read these for every readable repository at once (the
+    `_listings` partition) and read a repository's partition only for the images their page shows.
+    """
+    stacks = [[str(layer["Digest"]) for layer in m["Layers"]] for m in image["Manifests"]]
+    kept = {key: image[key] for key in ("Tag", "Digest", "_updated", "_platforms", "IsSigned")}
+    return {**kept, "_stacks": stacks}
+
 
 def referrer(digest: str, item: dict[str, Any]) -> dict[str, Any]:
     annotations = item.get("annotations") or {}

@@ -121,9 +121,6 @@ def userprefs(registry: RoutedRegistry, request: Request, caller: Caller) -> Res
     repo = validate_name(repo)
     if not caller.may_read(repo):
         raise caller.refusal("read", repo)
-    index = _index(registry)
-    if not index.repository_exists(repo):
-        raise NameUnknown(detail={"name": repo})
-    UserPrefs(index.table).toggle(caller.name, repo, ACTIONS[action])  # type: ignore[arg-type]
+    UserPrefs(_index(registry).table).toggle(caller.name, repo, ACTIONS[action])  # type: ignore[arg-type]  # NameUnknown when gone
     return Response(200, Headers({"Content-Length": "0"}), b"")
 

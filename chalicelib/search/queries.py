@@ -224,27 +224,39 @@ class Queries:
     def _related(self, image: str, digest: str | None, page: Row | None, derived: bool) -> Row:
         """Derived: images whose layers start with all of this one's and add more. Base: images whose layers begin this one's.
 
-        Either shares this image's first layer, so only the repositories holding it are read.
+        Matched on the listing rows of the cached summaries (every readable repository, no partition
+        read), so the count is exact at any size; only the page's repositories are read.
         """
         repo, tag = _image_name(image)
         target = self._content(repo).image(tag)
         if target is None:
             raise SearchError(f"image {repo}:{tag} not found")
-        content = self._content(repo)
         stacks = [
             [layer["Digest"] for layer in m["Layers"]] for m in target["Manifests"] if m["Layers"] and (digest is None or m["Digest"] == digest)
         ]
-        related: dict[tuple[str, str], Row] = {}
-        for first in {stack[0] for stack in stacks}:
-            for name in sorted(self.searcher.holders(first) | {content.repo}):
-                other_content = self.searcher.content(name)
-                for other in other_content.images() if other_content else []:
-                    if (other["RepoName"], other["Tag"]) == (repo, tag):
-                        continue
-                    others = [[layer["Digest"] for layer in m["Layers"]] for m in other["Manifests"]]
-                    if any(_extends(o, s) if derived else _extends(s, o) for o in others for s in stacks):
-                        related[(other["RepoName"], other["Tag"])] = other
-        return self._images_page(list(related.values()), page)
+        related = [
+            (name, row)
+            for name, row in self.searcher.listing()
+            if (name, row["Tag"]) != (repo, tag) and any(_extends(o, s) if derived else _extends(s, o) for o in row["_stacks"] for s in stacks)
+        ]
+        return self._listing_page(related, page)
+
+    def _listing_page(self, rows: list[tuple[str, Row]], page: Row | None) -> Row:
+        """Sort and count listing rows, then read only the repositories of the page's images for their ImageSummary.
+
+        DOWNLOADS order needs live counts, which listing rows do not keep: every row's repository is read then.
+        """
+        if ((page or {}).get("sortBy") or "RELEVANCE") == "DOWNLOADS":
+            return self._images_page([i for name, row in rows if (i := self._image_of(name, row)) is not None], page)
+        chosen, info = paged([{**row, "RepoName": name} for name, row in rows], page, IMAGE_ORDER)
+        results = [i for row in chosen if (i := self._image_of(row["RepoName"], row)) is not None]
+        return {"Page": {**info, "ItemCount": len(results)}, "Results": [self._image(i) for i in results]}
+
+    def _image_of(self, repo: str, row: Row) -> Row | None:
+        """A listed image's ImageSummary from its repository's partition (read once per request); None if it moved meanwhile."""
+        content = self.searcher.content(repo)
+        found = content.image(row["Tag"]) if content else None
+        return found if found is not None and found["Digest"] == row["Digest"] else None
 
     def starred_repos(self, requestedPage: Row | None = None) -> Row:
         return self._preferred(0, requestedPage)
@@ -308,14 +320,20 @@ class Queries:
         return found | {"CVEList": cves, "Summary": Summary.of(remaining).as_graphql(), "Page": page}
 
     def image_list_for_cve(self, id: str, filter: Row | None = None, requestedPage: Row | None = None) -> Row:
-        """ImageListForCVE: readable tagged images whose result names the CVE (each readable repository read once, one batched cache read)."""
+        """ImageListForCVE: readable tagged images whose result names the CVE.
+
+        The CVE->image lookup names the digests (one Query), their results confirm them (one batched read per 100),
+        the cached summaries' listing rows give every readable image with those digests; only the page's repositories are read.
+        """
         if self.cve is None:
             return {"Page": dict(EMPTY_PAGE), "Results": []}
-        contents = [self.searcher.content(name) for name, _ in self.searcher.repositories()]
-        images = [i for content in contents if content is not None for i in content.images()]
-        briefs = self.briefs.of(i["Digest"] for i in images)
-        affected = [i for i in images if id in briefs[i["Digest"]].cve_ids and self._matches(i["_platforms"], i["IsSigned"], i["RepoName"], filter)]
-        return self._images_page(affected, _newest_first(requestedPage))
+        candidates = set(self.cve.affected(id))
+        listing = self.searcher.listing() if candidates else []
+        readable = sorted(candidates & {row["Digest"] for _, row in listing})  # only readable images' results are read
+        briefs = self.briefs.of(readable)
+        rows = [(name, row) for name, row in listing if row["Digest"] in briefs and id in briefs[row["Digest"]].cve_ids]
+        matching = [(name, row) for name, row in rows if self._matches(row["_platforms"], row["IsSigned"], name, filter)]
+        return self._listing_page(matching, _newest_first(requestedPage))
 
     def image_list_with_cve_fixed(self, id: str, image: str, filter: Row | None = None, requestedPage: Row | None = None) -> Row:
         """ImageListWithCVEFixed: a repository's tags that fixed the CVE, by zot's rule (an image not scanned never counts as fixed)."""

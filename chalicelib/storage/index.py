@@ -29,6 +29,7 @@ from chalicelib.storage.dynamo import EVENTUAL, FRESH_MISS, STRONG, Table, seen_
 
 CATALOG = "_catalog"  # not a valid repository name, so it cannot collide with one
 SUMMARIES = "_summaries"
+LISTINGS = "_listings"  # search's per-image listing rows of a repository, kept apart so the home page never reads them
 GC_STATE = "_gc"
 INLINE_LIMIT = 300 * 1024  # DynamoDB items stop at 400 KB
 ITEM_BUDGET = 350 * 1024
@@ -318,13 +319,13 @@ class RepoIndex:
                 yield str(item["key"])
 
     def forget_repository(self, repo: str, updated_before: int) -> bool:
-        """Remove an emptied repository from the catalog, with its search summary, unless a push arrived meanwhile.
+        """Remove an emptied repository from the catalog, with its search summary and listing, unless a push arrived meanwhile.
 
-        Both go at once: a summary left behind could match the change count of a repository of the same name pushed later.
+        All go at once: a summary left behind could match the change count of a repository of the same name pushed later.
         """
         condition = "manifests <= :zero AND updated < :before"
         forget = self.table.op_delete((CATALOG, repo), condition, {":zero": 0, ":before": updated_before})
-        return self.table.transact([forget, self.table.op_delete((SUMMARIES, repo))]) is None
+        return self.table.transact([forget, self.table.op_delete((SUMMARIES, repo)), self.table.op_delete((LISTINGS, repo))]) is None
 
     def repository_items(self, repo: str, read: str = STRONG) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """A repository's manifest and tag items, from one walk over its partition (retention: EVENTUAL, scrub)."""
@@ -356,9 +357,9 @@ class RepoIndex:
         """Every repository's catalog item: one paged Query, whatever the number of images."""
         return self.table.query(CATALOG)
 
-    def summary_items(self, repos: list[str] | None = None) -> dict[str, dict[str, Any]]:
-        """Search's cached summaries by repository: all (one paged Query) or these (one BatchGetItem per 100)."""
-        items = self.table.query(SUMMARIES) if repos is None else self.table.batch_get([(SUMMARIES, r) for r in dict.fromkeys(repos)])
+    def summary_items(self, repos: list[str] | None = None, partition: str = SUMMARIES) -> dict[str, dict[str, Any]]:
+        """Search's cached summaries (or LISTINGS) by repository: all (one paged Query) or these (one BatchGetItem per 100)."""
+        items = self.table.query(partition) if repos is None else self.table.batch_get([(partition, r) for r in dict.fromkeys(repos)])
         return {str(item["key"]): item for item in items}
 
     def count_download(self, repo: str, digest: str) -> None:
@@ -380,15 +381,17 @@ class RepoIndex:
         """Which of these repositories hold a manifest (one BatchGetItem per 100 repositories)."""
         return {str(i["repo"]) for i in self.table.batch_get([(repo, manifest_key(digest)) for repo in dict.fromkeys(repos)])}
 
-    def save_summary(self, repo: str, summary: dict[str, Any], version: int) -> bool:
-        """Cache search's summary of a repository, only while no change came after the one it was computed from."""
+    def save_summary(self, repo: str, summary: dict[str, Any], version: int, listing: list[dict[str, Any]] | None = None) -> bool:
+        """Cache search's summary (and listing rows) of a repository, only while no change came after the one they were computed from."""
         if _approximate_size(summary) > SUMMARY_BUDGET:
             return False
         condition = "attribute_exists(#k) AND " + ("version = :v" if version else "attribute_not_exists(version)")
         # the catalog's count must still be `version`: an update that records it (IAM grants UpdateItem, not ConditionCheckItem)
         check = self.table.op_update((CATALOG, repo), "SET summarized = :v", {":v": version}, condition, {"#k": "key"})
         item = {"repo": SUMMARIES, "key": repo, "summary": summary, "version": version}
-        return self.table.transact([check, self.table.op_put(item)]) is None
+        rows = {"repo": LISTINGS, "key": repo, "summary": {"rows": listing}, "version": version}
+        kept = [self.table.op_put(rows)] if listing is not None and _approximate_size(rows) <= SUMMARY_BUDGET else []
+        return self.table.transact([check, self.table.op_put(item), *kept]) is None
 
     def repository_exists(self, repo: str) -> bool:
         return self.table.get(CATALOG, repo) is not None

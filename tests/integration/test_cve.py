@@ -17,7 +17,7 @@ from chalicelib.api.service import build_service
 from chalicelib.config.schema import Config
 from chalicelib.cve.results import NotScanned, ScanResult
 from chalicelib.cve.service import CveService
-from tests.cve_images import DEBIAN_RELEASE, dist_info, dpkg_entry, dpkg_status, gzip_layer, standard_records
+from tests.cve_images import DEBIAN_RELEASE, dist_info, dpkg_entry, dpkg_status, gzip_layer, standard_records, tag_result
 from tests.integration.conftest import RunningRegistry, _start, _stop, run_skopeo
 from tests.integration.images import _write_blob
 
@@ -67,7 +67,7 @@ def answer(cve: CveService, repo: str, tag: str) -> ScanResult:
     """The worker scans asynchronously: ask until the cache has the answer (the query itself never waits)."""
     deadline = time.monotonic() + SCAN_DEADLINE
     while time.monotonic() < deadline:
-        outcome = cve.cve_list_for_image(repo, tag)
+        outcome = tag_result(cve, repo, tag)
         if isinstance(outcome, ScanResult):
             return outcome
         assert isinstance(outcome, NotScanned) and outcome.reason in ("pending", "no database"), outcome
@@ -91,8 +91,10 @@ def test_images_pushed_with_skopeo_are_scanned_on_push(skopeo: str, scanning: tu
         "1.1": {"CVE-2023-5363": ["3.0.11-1~deb12u2"]},
         "2.0": {},
     }
-    assert sorted(i.tag for i in cve.images_affected_by("CVE-2023-5363")) == ["1.0", "1.1"]
-    assert [i.tag for i in cve.images_with_fix("CVE-2023-5363", "web")] == ["2.0"]
+    affected = search(server, '{ImageListForCVE(id: "CVE-2023-5363"){Results {RepoName Tag}}}')["ImageListForCVE"]["Results"]
+    assert sorted(i["Tag"] for i in affected if i["RepoName"] == "web") == ["1.0", "1.1"]
+    fixed = search(server, '{ImageListWithCVEFixed(id: "CVE-2023-5363", image: "web"){Results {Tag}}}')["ImageListWithCVEFixed"]["Results"]
+    assert fixed == [{"Tag": "2.0"}]
 
 
 def search(server: RunningRegistry, text: str) -> dict:

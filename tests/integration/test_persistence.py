@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import MiB, RunningRegistry, _start, _stop, sha256
+from tests.integration.conftest import MiB, RunningRegistry, _start, _stop, sha256, zotless_command
 
 pytestmark = pytest.mark.integration
 
@@ -113,3 +115,82 @@ def test_writes_after_a_snapshot_survive_a_kill(tmp_path: Path) -> None:
         assert sha256(again.pull_blob("keep/new", manifest["layers"][0]["digest"]).content) == manifest["layers"][0]["digest"]
     finally:
         stop_cleanly(again)
+
+
+def unique_bytes(data: Path) -> int:
+    """Bytes on disk under the directory, a hard-linked file counted once."""
+    seen, total = set(), 0
+    for path in data.rglob("*"):
+        status = path.stat()
+        if path.is_file() and (status.st_dev, status.st_ino) not in seen:
+            seen.add((status.st_dev, status.st_ino))
+            total += status.st_size
+    return total
+
+
+def journal_header(data: Path) -> dict:
+    with (data / "journal.jsonl").open("rb") as file:
+        return json.loads(file.readline())
+
+
+def check_everything_is_there(registry: RunningRegistry, repo: str, digest: str, manifest: dict, layer: bytes, location: str, chunk: bytes) -> None:
+    """The image pulls, and the upload begun before the stop continues."""
+    response = registry("GET", f"/v2/{repo}/manifests/v1", headers={"Accept": manifest["mediaType"]})
+    assert response.status_code == 200 and sha256(response.content) == digest
+    assert registry.pull_blob(repo, manifest["layers"][0]["digest"]).content == layer
+    assert registry("GET", f"/v2/{repo}/tags/list").json()["tags"] == ["v1"]
+    rest = b"the end"
+    response = registry("PUT", location, params={"digest": sha256(chunk + rest)}, data=rest, headers={"Content-Type": "application/octet-stream"})
+    assert response.status_code == 201, response.text
+    assert registry.pull_blob(repo, sha256(chunk + rest)).content == chunk + rest
+
+
+def test_a_clean_stop_compacts_to_one_copy_of_the_live_bytes(tmp_path: Path) -> None:
+    """Journal bodies and the snapshot's objects were two copies of every blob; compacted, they are one, and the record stands alone."""
+    data, repo = tmp_path / "data", "keep/me"
+    layer, chunk = os.urandom(4 * MiB), os.urandom(6 * MiB)
+    registry = start(tmp_path, data, "first")
+    try:
+        digest, manifest = registry.push_image(repo, "v1", [layer, b"small layer"])
+        location = begin_upload(registry, repo, chunk)
+    finally:
+        stop_cleanly(registry)
+    assert journal_header(data)["version"] == 2 and "compacted" in journal_header(data)
+    assert unique_bytes(data) < 1.2 * (len(layer) + len(chunk))
+    (data / "snapshot.pickle").unlink()  # the compacted journal alone rebuilds the state
+    again = start(tmp_path, data, "second")
+    try:
+        check_everything_is_there(again, repo, digest, manifest, layer, location, chunk)
+    finally:
+        stop_cleanly(again)
+
+
+@pytest.mark.parametrize("fault", ["compact-writing", "compact-written", "compact-renamed"])
+def test_a_compaction_killed_at_any_point_loses_nothing(tmp_path: Path, fault: str) -> None:
+    """`zotless compact` SIGKILLed while writing the new journal, after writing it, and after renaming it in."""
+    data, repo = tmp_path / "data", "keep/me"
+    layer, chunk = os.urandom(1 * MiB), os.urandom(5 * MiB + 1)
+    registry = start(tmp_path, data, "first")
+    try:
+        digest, manifest = registry.push_image(repo, "v1", [layer, b"small layer"])
+        registry.push_image("other/repo", "v1", [os.urandom(100_000)])
+        location = begin_upload(registry, repo, chunk)
+    finally:
+        kill_everything(registry)  # no snapshot, no compaction: the journal is all there is
+    env = {**os.environ, "ZOTLESS_JOURNAL_FAULT": fault}
+    killed = subprocess.run([*zotless_command(), "compact", "--data", str(data)], env=env, capture_output=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
+    again = start(tmp_path, data, "second")
+    try:
+        check_everything_is_there(again, repo, digest, manifest, layer, location, chunk)
+    finally:
+        kill_everything(again)
+    done = subprocess.run([*zotless_command(), "compact", "--data", str(data)], capture_output=True, timeout=300)
+    assert done.returncode == 0 and b"compacted the journal" in done.stderr, done.stderr.decode()[-2000:]
+    (data / "snapshot.pickle").unlink()
+    last = start(tmp_path, data, "third")
+    try:
+        assert last("HEAD", f"/v2/{repo}/manifests/v1").headers["Docker-Content-Digest"] == digest
+        assert last.pull_blob(repo, sha256(chunk + b"the end")).content == chunk + b"the end"
+    finally:
+        stop_cleanly(last)

@@ -12,7 +12,7 @@ from chalicelib.adapters.cvejobs import QUEUE_URL_VARIABLE, cve_service, with_sc
 from chalicelib.config.schema import Config
 from chalicelib.cve.results import NotScanned, ScanResult
 from tests.conftest import Client
-from tests.cve_images import DEBIAN_RELEASE, dpkg_entry, dpkg_status, gzip_layer, standard_records
+from tests.cve_images import DEBIAN_RELEASE, dpkg_entry, dpkg_status, gzip_layer, standard_records, tag_result
 
 
 @pytest.fixture
@@ -56,9 +56,9 @@ def test_a_push_is_queued_and_the_queue_function_scans_it(app_module, service, c
     digest, _ = client.push_image("lambda", "v1", IMAGE)
     messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
     assert [json.loads(m["Body"]) for m in messages] == [{"repo": "lambda", "digest": digest}]
-    assert isinstance(cve.cve_list_for_image("lambda", "v1"), NotScanned), "the push itself never scans"
+    assert isinstance(tag_result(cve, "lambda", "v1"), NotScanned), "the push itself never scans"
     app_module.cve_scan(sqs_event(messages), None)
-    outcome = cve.cve_list_for_image("lambda", "v1")
+    outcome = tag_result(cve, "lambda", "v1")
     assert isinstance(outcome, ScanResult) and [c["Id"] for c in outcome.cves] == ["CVE-2023-5363"]
 
 
@@ -68,5 +68,5 @@ def test_the_schedule_scans_what_no_queue_saw(app_module, service, client: Clien
     cve.db.load(standard_records(), "test")
     app_module.cve_db_update({"detail-type": "Scheduled Event", "source": "aws.events", "resources": [], "time": "2026-01-01T00:00:00Z",
                               "region": "us-east-1", "account": "123456789012", "id": "x", "detail": {}, "version": "0"}, None)  # fmt: skip
-    outcome = cve.cve_list_for_image("sched", "v1")
+    outcome = tag_result(cve, "sched", "v1")
     assert isinstance(outcome, ScanResult) and [c["Id"] for c in outcome.cves] == ["CVE-2023-5363"]

@@ -252,3 +252,18 @@ def test_a_push_is_answered_even_when_its_storage_bytes_cannot_be_read(service, 
     faults = Faults().attach(service.index.table.client)
     faults.add("Query", dynamo_error("InternalServerError"), times=10)
     client.push_image("team/app", "v1", [b"layer"])  # asserts the 201
+
+
+def test_a_push_does_not_read_its_whole_repository_for_the_storage_metric(service, served, monkeypatch) -> None:
+    """Pushes slowed as repositories grew: each one read every manifest of its repository. The scrape measures, once per changed repo."""
+    reads: list[str] = []
+    original = service.index.repository_items
+    monkeypatch.setattr(service.index, "repository_items", lambda repo, *args: reads.append(repo) or original(repo, *args))
+    client = Client(SimpleNamespace(api=SimpleNamespace(handle=served)))
+    client.push_image("team/app", "v1", [b"one layer"])
+    client.push_image("team/app", "v2", [b"another layer"])
+    assert reads == []
+    found = samples(served(make_request("GET", "/metrics")).body_bytes().decode())
+    assert reads == ["team/app"] and found[("zot_repo_storage_bytes", (("repo", "team/app"),))] > 0
+    served(make_request("GET", "/metrics"))
+    assert reads == ["team/app"]  # unchanged since: not read again

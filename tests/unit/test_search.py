@@ -10,7 +10,7 @@ import pytest
 
 from chalicelib.lifecycle.gc import GarbageCollector
 from chalicelib.lifecycle.rebuild import rebuild_index
-from chalicelib.storage.index import CATALOG, SUMMARIES
+from chalicelib.storage.index import CATALOG, LISTINGS, SUMMARIES
 from tests.conftest import Client, sha256
 from tests.counting import CallCounter
 from tests.unit.authsetup import As, Setup, auth_config, basic, challenge, service_for
@@ -163,6 +163,7 @@ def test_a_forgotten_repository_takes_its_summary_along(service, client: Client)
     assert client("DELETE", f"/v2/team/app/manifests/{digest}").status == 202
     GarbageCollector(service, clock=lambda: time.time() + 7200).run()
     assert service.index.table.get(CATALOG, "team/app") is None and service.index.table.get(SUMMARIES, "team/app") is None
+    assert service.index.table.get(LISTINGS, "team/app") is None  # the listing rows the summary was cached with go too
     client.push_image("team/app", "new", [b"2"])  # the same name again: its change count starts over
     assert data(client, REPO_LIST)["RepoListWithNewestImage"]["Results"][0]["NewestImage"]["Tag"] == "new"
 

@@ -183,6 +183,20 @@ def test_image_list_for_cve_lists_affected_tags_across_repositories(client: Clie
     assert tags(data(client, text.replace("CVE-2023-5363", "CVE-2023-9999") % "")["ImageListForCVE"]) == ["other:latest"]
 
 
+def test_results_stored_before_the_cve_lookup_are_listed_after_the_next_rematch(client: Client, cve: CveService, service) -> None:
+    """The lookup is re-derived from stored results: a re-match re-saves results that have no lookup items yet."""
+    push(client, cve, "app", "1.0", debian_image(OLD_OPENSSL))
+    table = service.index.table
+    for item in list(table.query("_cve", "h#")):  # as a registry upgraded from before the lookup holds them
+        table.delete("_cve", str(item["key"]))
+    for item in list(table.query("_cve", "s#")):
+        table.put({k: v for k, v in item.items() if k != "hits"})
+    text = '{ImageListForCVE(id: "CVE-2023-5363"){Results {RepoName Tag}}}'
+    assert data(client, text)["ImageListForCVE"]["Results"] == []
+    assert cve.rematch_all() == 1
+    assert data(client, text)["ImageListForCVE"]["Results"] == [{"RepoName": "app", "Tag": "1.0"}]
+
+
 def test_image_list_with_cve_fixed_follows_zots_rule(client: Client, cve: CveService) -> None:
     push(client, cve, "app", "0.9", debian_image(NEW_OPENSSL), day=1)  # built before the first vulnerable tag: not "fixed"
     push(client, cve, "app", "1.0", debian_image(OLD_OPENSSL), day=2)
@@ -196,6 +210,15 @@ def test_image_list_with_cve_fixed_follows_zots_rule(client: Client, cve: CveSer
     push(client, cve, "clean", "a", debian_image(NEW_OPENSSL), day=1)
     push(client, cve, "clean", "b", debian_image(NEW_OPENSSL), day=2)
     assert [i["Tag"] for i in data(client, text.replace('"app"', '"clean"') % "CVE-2023-5363")["ImageListWithCVEFixed"]["Results"]] == ["b", "a"]
+
+
+def test_fixed_tags_are_by_build_time_whatever_the_push_order(client: Client, cve: CveService) -> None:
+    """The one rule (zot's): built no earlier than the earliest vulnerable tag; CveService's removed copy compared push times."""
+    push(client, cve, "late", "1.1", debian_image(NEW_OPENSSL), day=3)  # pushed first, built after the vulnerable tag
+    push(client, cve, "late", "1.0", debian_image(OLD_OPENSSL), day=2)
+    push(client, cve, "late", "0.9", debian_image(NEW_OPENSSL), day=1)  # pushed last, built before it: not fixed
+    text = '{ImageListWithCVEFixed(id: "CVE-2023-5363", image: "late"){Results {Tag}}}'
+    assert data(client, text)["ImageListWithCVEFixed"]["Results"] == [{"Tag": "1.1"}]
 
 
 def test_cve_diff_between_two_images_and_against_the_base_image(client: Client, cve: CveService) -> None:

@@ -1,0 +1,68 @@
+"""The embedded emulator's patches to moto: a Query on a table's key reads only its partition."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+from moto.dynamodb.models.table import Table
+
+from chalicelib.adapters.motoserver import install_partition_query
+
+
+@pytest.fixture
+def patched(aws: None, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Installs the patch over a counting all_items (both undone after the test); returns how often moto walked a whole table."""
+    walks: list[int] = []
+    original = Table.all_items
+
+    def counted(self: Any) -> list[Any]:
+        walks.append(len(original(self)))
+        return original(self)
+
+    monkeypatch.setattr(Table, "all_items", counted)
+    monkeypatch.setattr(Table, "query", Table.query)
+    install_partition_query()
+    return walks
+
+
+def test_a_key_query_walks_its_partition_not_the_table(patched: list[int]) -> None:
+    """Pushes slowed as the index grew: every Query sorted the whole table. Results and paging stay moto's."""
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    client.create_table(TableName="t", BillingMode="PAY_PER_REQUEST",
+                        AttributeDefinitions=[{"AttributeName": "h", "AttributeType": "S"}, {"AttributeName": "r", "AttributeType": "S"}],
+                        KeySchema=[{"AttributeName": "h", "KeyType": "HASH"}, {"AttributeName": "r", "KeyType": "RANGE"}])
+    for h in ("a", "b", "c"):
+        for r in range(5):
+            client.put_item(TableName="t", Item={"h": {"S": h}, "r": {"S": f"{4 - r}"}})
+
+    def query(**kwargs: Any) -> list[str]:
+        return [i["r"]["S"] for i in client.query(TableName="t", ExpressionAttributeValues={":h": {"S": "b"}, **kwargs.pop("values", {})}, **kwargs)["Items"]]
+
+    assert query(KeyConditionExpression="h = :h") == ["0", "1", "2", "3", "4"]
+    assert query(KeyConditionExpression="h = :h", ScanIndexForward=False, Limit=2) == ["4", "3"]
+    assert query(KeyConditionExpression="h = :h", ExclusiveStartKey={"h": {"S": "b"}, "r": {"S": "1"}}) == ["2", "3", "4"]
+    assert query(KeyConditionExpression="h = :h AND r > :r", values={":r": {"S": "2"}}) == ["3", "4"]
+    assert query(KeyConditionExpression="h = :z", values={":z": {"S": "none"}}) == []
+    assert patched == []
+    client.scan(TableName="t")
+    assert patched == [15]  # a Scan still reads every item, as on DynamoDB
+
+
+def test_the_dispatcher_lists_moto_s_modules_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every request listed moto's package directory (13% of a journal replay); the list is read once and kept."""
+    import os
+
+    from moto import backends
+
+    from chalicelib.adapters.motoserver import install_module_list_cache
+
+    monkeypatch.setattr(backends, "list_of_moto_modules", backends.list_of_moto_modules)
+    listed: list[str] = []
+    original = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda path: listed.append(path) or original(path))
+    install_module_list_cache()
+    first = backends.list_of_moto_modules()
+    assert "s3" in first and "dynamodb" in first
+    assert backends.list_of_moto_modules() == first and len(listed) == 1
