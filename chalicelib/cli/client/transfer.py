@@ -94,10 +94,20 @@ class BlobUploader:
         self.reporter.start(blob.digest, blob.size, "pushing")
         self.reporter.advance(blob.digest, offset)
         chunk = self._chunk_size(max_chunk)
-        location = self._send_chunks(blob, location, offset, chunk, state, max_chunk)
-        self.registry.request("PUT", location, expect=(201,), params={"digest": blob.digest}, headers={"Content-Length": "0"})
+        location, offset = self._send_chunks(blob, location, offset, chunk, state, max_chunk)
+        self._finish(blob, location, offset)
         state.clear()
         self.reporter.done(blob.digest, blob.size, "pushed")
+
+    def _finish(self, blob: Blob, location: str, offset: int) -> None:
+        """The closing PUT carries the last chunk, as the spec allows: one request fewer, and a server never stages it."""
+        with blob.open(offset) as reader:
+            data = _read(reader, blob.size - offset)
+        headers = {"Content-Length": str(len(data))}
+        if data:
+            headers |= {"Content-Type": "application/octet-stream", "Content-Range": f"{offset}-{offset + len(data) - 1}"}
+        self.registry.request("PUT", location, expect=(201,), params={"digest": blob.digest}, data=data, headers=headers)
+        self.reporter.advance(blob.digest, len(data))
 
     def _exists(self, blob: Blob) -> bool:
         return self.registry.raw("HEAD", f"/v2/{self.repo}/blobs/{blob.digest}").status_code == 200
@@ -155,11 +165,12 @@ class BlobUploader:
         wanted = self.options.chunk_size or server_max or DEFAULT_CHUNK
         return min(wanted, server_max) if server_max else wanted
 
-    def _send_chunks(self, blob: Blob, location: str, offset: int, chunk: int, state: UploadState, max_chunk: int | None) -> str:
+    def _send_chunks(self, blob: Blob, location: str, offset: int, chunk: int, state: UploadState, max_chunk: int | None) -> tuple[str, int]:
+        """PATCH every chunk but the last (the closing PUT carries it); (the upload's location, the offset reached)."""
         failures = 0
         reader = blob.open(offset)
         try:
-            while offset < blob.size:
+            while blob.size - offset > chunk:
                 data = _read(reader, min(chunk, blob.size - offset))
                 if not data:
                     raise ClientError(f"{blob.digest}: the source ended at byte {offset} of {blob.size}")
@@ -201,7 +212,7 @@ class BlobUploader:
                 reader = blob.open(offset)
         finally:
             reader.close()
-        return location
+        return location, offset
 
 
 def _read(reader: IO[bytes], count: int) -> bytes:
