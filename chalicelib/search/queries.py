@@ -396,5 +396,5 @@ def _input_image(content: RepoContent, raw: Row, role: str) -> tuple[Row, str]:
 
 
 def _extends(longer: list[str], shorter: list[str]) -> bool:
-    """Whether `longer` starts with every layer of `shorter` and has more."""
-    return len(longer) > len(shorter) and longer[: len(shorter)] == shorter
+    """Whether `longer` starts with every layer of `shorter` and has more; an image without layers extends or bases nothing."""
+    return bool(shorter) and len(longer) > len(shorter) and longer[: len(shorter)] == shorter

@@ -91,6 +91,7 @@ def test_derived_and_base_images_share_a_layer_prefix(client: Client) -> None:
     client.push_image("base/os", "1", [b"os layer"])
     client.push_image("apps/web", "1", [b"os layer", b"web layer"])
     client.push_image("apps/other", "1", [b"another os"])
+    client.push_image("apps/empty", "1", [])  # no layers: it begins every image, yet is nobody's base
     derived = data(client, '{DerivedImageList(image: "base/os:1"){Page {TotalCount} Results {RepoName Tag}}}')["DerivedImageList"]
     assert derived["Results"] == [{"RepoName": "apps/web", "Tag": "1"}] and derived["Page"]["TotalCount"] == 1
     base = data(client, '{BaseImageList(image: "apps/web:1"){Results {RepoName Tag}}}')["BaseImageList"]
