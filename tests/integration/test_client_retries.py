@@ -7,6 +7,7 @@ fails two chunks: one it kept but whose answer was lost (500 after storing), one
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 from collections.abc import Iterator
@@ -124,3 +125,62 @@ def test_failed_chunks_are_resent_from_the_servers_offset(stub: Stub, tmp_path: 
     # chunk 2 was kept though it failed: the status GET says so and it is not sent again; chunk 3 is sent again;
     # the closing PUT carries the last chunk (then the manifest's PUT)
     assert patches == ["PATCH 202", "PATCH 500", "GET 204", "PATCH 503", "GET 204", "PATCH 202", "PATCH 202", "PATCH 202", "PUT 201", "PUT 201"], patches
+
+
+class LimitHandler(Handler):
+    """A server that names no chunk maximum, yet refuses a body over LIMIT with 413 SIZE_INVALID naming it (as a Lambda front does)."""
+
+    LIMIT = 300 * 1024
+
+    def _progress(self, status: int) -> None:
+        self._answer(status, {"Location": "/v2/app/blobs/uploads/s1", "Range": f"0-{max(len(self.server.data) - 1, 0)}"})
+
+    def _refuse_large(self, body: bytes) -> bool:
+        if len(body) <= self.LIMIT:
+            return False
+        error = json.dumps({"errors": [{"code": "SIZE_INVALID", "message": "too large", "detail": {"maxChunkLength": self.LIMIT}}]}).encode()
+        self.server.log.append(f"{self.command} 413")
+        self.send_response(413)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(error)))
+        self.end_headers()
+        self.wfile.write(error)
+        return True
+
+    def do_PATCH(self) -> None:
+        body = self._body()
+        if not self._refuse_large(body):
+            self.server.data += body
+            self._progress(202)
+
+    def do_PUT(self) -> None:
+        if "/manifests/" in self.path:
+            super().do_PUT()
+            return
+        body = self._body()
+        if self._refuse_large(body):
+            return
+        data = bytes(self.server.data) + body
+        self.server.blobs["sha256:" + hashlib.sha256(data).hexdigest()] = data
+        self._answer(201)
+
+
+def test_a_closing_put_refused_as_too_large_sends_the_rest_in_chunks_that_fit(tmp_path: Path) -> None:
+    """A 5 MiB blob needs no PATCH at the default chunk size, so its closing PUT carries it all; a 413 naming a limit is heeded."""
+    server = Stub(("127.0.0.1", 0), LimitHandler)
+    server.data, server.blobs, server.log, server.patches = bytearray(), {}, [], 0
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        files = tmp_path / "files"
+        files.mkdir()
+        payload = os.urandom(5 * 1024 * 1024)
+        (files / "big.bin").write_bytes(payload)
+        client = Client(tmp_path / "home")
+        client.home.mkdir()
+        client.run("push", "-q", f"dir:{files}", f"127.0.0.1:{server.server_address[1]}/app:v1")
+        assert server.blobs["sha256:" + hashlib.sha256(payload).hexdigest()] == payload
+        uploads = [entry for entry in server.log if entry.startswith(("PATCH", "PUT"))]
+        assert uploads[0] == "PUT 413" and set(uploads[1:-2]) == {"PATCH 202"} and uploads[-2:] == ["PUT 201", "PUT 201"], uploads
+    finally:
+        server.shutdown()
+        server.server_close()

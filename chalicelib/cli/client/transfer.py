@@ -95,19 +95,30 @@ class BlobUploader:
         self.reporter.advance(blob.digest, offset)
         chunk = self._chunk_size(max_chunk)
         location, offset = self._send_chunks(blob, location, offset, chunk, state, max_chunk)
-        self._finish(blob, location, offset)
+        while smaller := self._finish(blob, location, offset):  # the closing PUT was too large: chunk what is left
+            location, offset = self._send_chunks(blob, location, offset, smaller, state, smaller)
         state.clear()
         self.reporter.done(blob.digest, blob.size, "pushed")
 
-    def _finish(self, blob: Blob, location: str, offset: int) -> None:
-        """The closing PUT carries the last chunk, as the spec allows: one request fewer, and a server never stages it."""
+    def _finish(self, blob: Blob, location: str, offset: int) -> int | None:
+        """The closing PUT carries the last chunk, as the spec allows: one request fewer, and a server never stages it.
+
+        None when done; the largest body the server takes when it answered 413 SIZE_INVALID naming one (a server
+        that never advertised its limit), so the caller can send the rest in chunks that fit.
+        """
         with blob.open(offset) as reader:
             data = _read(reader, blob.size - offset)
         headers = {"Content-Length": str(len(data))}
         if data:
             headers |= {"Content-Type": "application/octet-stream", "Content-Range": f"{offset}-{offset + len(data) - 1}"}
-        self.registry.request("PUT", location, expect=(201,), params={"digest": blob.digest}, data=data, headers=headers)
+        response = self.registry.raw("PUT", location, params={"digest": blob.digest}, data=data, headers=headers)
+        smaller = _smaller_chunk(response, len(data)) if data else None
+        if response.status_code == 413 and smaller:
+            return smaller
+        if response.status_code != 201:
+            raise self.registry.error(response, f"PUT {blob.digest}")
         self.reporter.advance(blob.digest, len(data))
+        return None
 
     def _exists(self, blob: Blob) -> bool:
         return self.registry.raw("HEAD", f"/v2/{self.repo}/blobs/{blob.digest}").status_code == 200
