@@ -6,7 +6,11 @@ import hashlib
 import json
 import os
 import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import HTTPServer
 from pathlib import Path
 
 from tests.integration.conftest import ROOT, zotless_command
@@ -90,3 +94,14 @@ def make_multiplatform_layout(layout: Path, tag: str) -> tuple[str, str]:
     ]
     (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": entries}))
     return index_blob["digest"], referrer_blob["digest"]
+
+
+@contextmanager
+def serving(server: HTTPServer) -> Iterator[HTTPServer]:
+    """A stub registry answering on its own thread for the block's length, then shut and closed."""
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()

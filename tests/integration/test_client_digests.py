@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from tests.integration.clienthelpers import Client, write_blob
+from tests.integration.clienthelpers import Client, serving, write_blob
 
 pytestmark = pytest.mark.integration
 
@@ -57,13 +56,8 @@ class Handler(BaseHTTPRequestHandler):
 def stub() -> Iterator[Stub]:
     server = Stub(("127.0.0.1", 0), Handler)
     server.manifest, server.header = b"{}", None
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _manifest(config_digest: str) -> bytes:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.integration.clienthelpers import Client
+from tests.integration.clienthelpers import Client, serving
 
 pytestmark = pytest.mark.integration
 
@@ -92,13 +91,8 @@ class Handler(BaseHTTPRequestHandler):
 def stub() -> Iterator[Stub]:
     server = Stub(("127.0.0.1", 0), Handler)
     server.queries = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.integration.clienthelpers import Client
+from tests.integration.clienthelpers import Client, serving
 
 pytestmark = pytest.mark.integration
 
@@ -103,13 +102,8 @@ class Handler(BaseHTTPRequestHandler):
 def stub() -> Iterator[Stub]:
     server = Stub(("127.0.0.1", 0), Handler)
     server.data, server.blobs, server.log, server.patches = bytearray(), {}, [], 0
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_failed_chunks_are_resent_from_the_servers_offset(stub: Stub, tmp_path: Path) -> None:
@@ -169,8 +163,7 @@ def test_a_closing_put_refused_as_too_large_sends_the_rest_in_chunks_that_fit(tm
     """A 5 MiB blob needs no PATCH at the default chunk size, so its closing PUT carries it all; a 413 naming a limit is heeded."""
     server = Stub(("127.0.0.1", 0), LimitHandler)
     server.data, server.blobs, server.log, server.patches = bytearray(), {}, [], 0
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(server):
         files = tmp_path / "files"
         files.mkdir()
         payload = os.urandom(5 * 1024 * 1024)
@@ -181,6 +174,3 @@ def test_a_closing_put_refused_as_too_large_sends_the_rest_in_chunks_that_fit(tm
         assert server.blobs["sha256:" + hashlib.sha256(payload).hexdigest()] == payload
         uploads = [entry for entry in server.log if entry.startswith(("PATCH", "PUT"))]
         assert uploads[0] == "PUT 413" and set(uploads[1:-2]) == {"PATCH 202"} and uploads[-2:] == ["PUT 201", "PUT 201"], uploads
-    finally:
-        server.shutdown()
-        server.server_close()
