@@ -39,6 +39,7 @@ def hit_prefix(cve_id: str) -> str:
     return f"h#{cve_id}#"
 
 
+MAX_CVE_ID = 256  # bytes: OSV ids (CVE-, GHSA-, PYSEC-...) are a few dozen
 HITS_FORMAT = 1  # results saved with their lookup items; older ones are re-saved by the next re-match
 
 
@@ -185,7 +186,13 @@ class ResultCache:
         return ScanResult(digest, str(item["dbVersion"]), self.findings(item), Summary.from_item(item.get("summary") or {}), int(item.get("scanned", 0)))
 
     def affected(self, cve_id: str) -> list[str]:
-        """Digests whose result named the CVE when saved, from the lookup: one paged Query (keys only)."""
+        """Digests whose result named the CVE when saved, from the lookup: one paged Query (keys only).
+
+        An id no advisory has (empty, holding '#', or longer than MAX_CVE_ID) is never asked: DynamoDB refuses a key
+        condition over 1,024 bytes, which moto does not check, and a client may send any string.
+        """
+        if not cve_id or "#" in cve_id or len(cve_id.encode()) > MAX_CVE_ID:
+            return []
         return [str(i["key"])[len(hit_prefix(cve_id)) :] for i in self.table.query(PARTITION, hit_prefix(cve_id))]
 
     def save(

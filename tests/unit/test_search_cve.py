@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -181,6 +182,17 @@ def test_image_list_for_cve_lists_affected_tags_across_repositories(client: Clie
     assert tags(page) == ["other:latest"] and page["Page"] == {"TotalCount": 2, "ItemCount": 1}
     assert data(client, text % ', filter: {Arch: ["arm64"]}')["ImageListForCVE"]["Results"] == []
     assert tags(data(client, text.replace("CVE-2023-5363", "CVE-2023-9999") % "")["ImageListForCVE"]) == ["other:latest"]
+
+
+@pytest.mark.parametrize("cve_id", ["CVE-" + "9" * 2000, "é" * 600, "CVE-2023-5363#sha256", ""])
+def test_an_id_no_advisory_has_is_answered_empty_without_asking_dynamodb(client: Client, cve: CveService, service, cve_id: str) -> None:
+    """DynamoDB refuses a key condition over 1,024 bytes (moto does not): a client's long id must not reach it."""
+    push(client, cve, "app", "1.0", debian_image(OLD_OPENSSL), day=1)
+    data(client, '{ImageListForCVE(id: "CVE-2023-5363"){Page {TotalCount}}}')  # summaries cached
+    counter = CallCounter(service.index.table.client)
+    status, answer = gql(client, '{ImageListForCVE(id: %s){Page {TotalCount} Results {Tag}}}' % json.dumps(cve_id))
+    assert status == 200 and answer["data"]["ImageListForCVE"] == {"Page": {"TotalCount": 0}, "Results": []}, answer
+    assert counter.take() == {}
 
 
 def test_results_stored_before_the_cve_lookup_are_listed_after_the_next_rematch(client: Client, cve: CveService, service) -> None:
