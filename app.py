@@ -69,7 +69,7 @@ def service() -> Service:
     logs.setup_lambda(config.log.level)
     from chalicelib.adapters.cvejobs import with_scan_queue
 
-    return with_scan_queue(build_service(config, chunk_max_length=CHUNK_MAX_LENGTH))
+    return with_scan_queue(build_service(config, chunk_max_length=CHUNK_MAX_LENGTH, one_request_at_a_time=True))
 
 
 if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") in ("provisioned-concurrency", "snap-start"):

@@ -588,7 +588,7 @@ def run(layer: int, chunk: int, gc_manifests: int, stage: str) -> dict[str, dict
             config = Config.model_validate(settings)
             clients = make_clients(config)
             ensure_resources(config, clients)
-            service = build_service(config, clients, chunk_max_length=CHUNK_MAX_LENGTH)  # as app.service() builds it
+            service = build_service(config, clients, chunk_max_length=CHUNK_MAX_LENGTH, one_request_at_a_time=True)  # as app.service() builds it
             app_module.service = lambda service=service: service  # type: ignore[assignment]
             meter = Meter()
             attach_meter(meter, registry_clients(service))

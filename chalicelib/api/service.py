@@ -14,7 +14,7 @@ from chalicelib.storage.aws import Clients, make_clients
 from chalicelib.storage.blobs import BlobStore
 from chalicelib.storage.dynamo import Table
 from chalicelib.storage.index import RepoIndex
-from chalicelib.storage.memory import UPLOAD_MEMORY, release_freed_parts
+from chalicelib.storage.memory import UPLOAD_MEMORY, keep_freed_blocks, release_freed_parts
 from chalicelib.storage.objectstore import ObjectStore
 from chalicelib.storage.uploads import SessionTable
 
@@ -37,11 +37,14 @@ class Service:
     locations: list[Service] = field(default_factory=list, repr=False, compare=False)
 
 
-def build_service(config: Config, clients: Clients | None = None, chunk_max_length: int | None = None) -> Service:
-    """chunk_max_length: set by the Lambda entry point, whose requests carry at most that many bytes."""
+def build_service(config: Config, clients: Clients | None = None, chunk_max_length: int | None = None, one_request_at_a_time: bool = False) -> Service:
+    """Both set by the Lambda entry point: its requests carry at most chunk_max_length bytes, and an instance serves one at a time."""
     clients = clients or make_clients(config)
     UPLOAD_MEMORY.resize(config.storage.uploadMemoryMiB << 20)  # one budget per process, shared by every location
-    release_freed_parts()
+    if one_request_at_a_time:
+        keep_freed_blocks()
+    else:
+        release_freed_parts()
     tables = config.storage.cacheDriver
     index = RepoIndex(Table(clients.dynamodb, tables.repoMetaTablename, "repo", "key"))
     sessions = Table(clients.dynamodb, tables.uploadsTablename, "id")

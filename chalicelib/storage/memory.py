@@ -9,7 +9,9 @@ import threading
 
 DEFAULT_UPLOAD_MEMORY = 384 << 20
 MMAP_THRESHOLD = 4 << 20  # parts and buffers are larger: glibc maps them and unmaps them when freed
-M_MMAP_THRESHOLD = -3  # mallopt's parameter number in glibc's malloc.h
+KEPT_BLOCKS = 64 << 20  # one request's largest blocks (a 6 MB event body, an 8.9 MiB part) fit well under it
+M_TRIM_THRESHOLD = -1  # mallopt's parameter numbers in glibc's malloc.h
+M_MMAP_THRESHOLD = -3
 
 
 class MemoryBudget:
@@ -65,16 +67,31 @@ UPLOAD_MEMORY = MemoryBudget(DEFAULT_UPLOAD_MEMORY)  # one per process: every up
 
 
 def release_freed_parts() -> bool:
-    """Make memory the budget released leave the process: glibc otherwise keeps freed parts in its arenas.
+    """For a server of many concurrent uploads: make memory the budget released leave the process.
 
     glibc raises its mmap threshold each time a mapped block is freed, so after the first part later
     parts come from per-thread arenas, which fragment and keep hundreds of MiB resident under
     concurrent uploads. A fixed threshold keeps every part mapped, returned whole when freed. False
     where the C library has no mallopt (not glibc).
     """
+    return _mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+
+
+def keep_freed_blocks() -> bool:
+    """For a process that serves one request at a time (a Lambda instance): keep freed blocks for the next request.
+
+    Every chunk allocates and frees the same few large blocks. Handed back to the kernel, each returns
+    as fresh pages that fault in one at a time: a third of the server's CPU in a chunked push
+    (bench/bench_client_push.py). One request's blocks are all such a process ever holds, so keeping
+    them costs it no more than its busiest request. False where the C library has no mallopt.
+    """
+    return _mallopt(M_MMAP_THRESHOLD, KEPT_BLOCKS) and _mallopt(M_TRIM_THRESHOLD, KEPT_BLOCKS)
+
+
+def _mallopt(parameter: int, value: int) -> bool:
     import ctypes
 
     try:
-        return bool(ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+        return bool(ctypes.CDLL(None).mallopt(parameter, value))
     except (OSError, AttributeError):
         return False
