@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, BinaryIO
 
 from chalicelib.model.access import ANONYMOUS, Caller
@@ -28,7 +28,7 @@ from chalicelib.storage.blobs import BlobLocation, BlobStore
 from chalicelib.storage.dynamo import FRESH_MISS
 from chalicelib.storage.index import RepoIndex, StoredManifest, TagRefused, TagRule
 from chalicelib.storage.objectstore import ObjectStore
-from chalicelib.storage.uploads import BlobWriter, CommittedBlob, RecentPieces, SessionTable, UploadSession
+from chalicelib.storage.uploads import MIN_PART, SEAT, UNBUDGETED_READ, BlobWriter, CommittedBlob, RecentPieces, RecentSessions, SessionTable, UploadSession
 
 log = logging.getLogger("zotless.registry")
 CONFIG_READ_LIMIT = 1 << 20  # configs larger than this are not read for platform facts
@@ -75,6 +75,7 @@ class Registry:
         self.listeners: list[Callable[[str, str], None]] = []  # told (repo, digest) after each stored manifest: CVE scans
         self.count_downloads = count_downloads
         self.recent_pieces = RecentPieces()  # this instance's staged chunks, joined by its next PATCH without a read
+        self.recent_sessions = RecentSessions()  # the sessions it advanced last, continued by their next chunk without a read
 
     def read_only(self, repo: str) -> bool:
         return self.writes_refused
@@ -132,6 +133,8 @@ class Registry:
 
     def append_upload(self, repo: str, session_id: str, body: BinaryIO, start: int | None, length: int | None) -> UploadSession:
         """PATCH: streamed (no range) or a chunk that must start where the session ends."""
+        if start is not None and length is not None and length < MIN_PART:
+            return self._append_chunk(repo, session_id, body, start, length)
         session = self.sessions.claim(repo, session_id, expected_offset=start)
         writer = BlobWriter(self.store, session, recent=self.recent_pieces)
         try:
@@ -144,6 +147,41 @@ class Registry:
             self._abandon(writer)
             raise
         self.sessions.save(session)
+        return session
+
+    def _append_chunk(self, repo: str, session_id: str, body: BinaryIO, start: int, length: int) -> UploadSession:
+        """A chunk shorter than a part, read whole: one conditional save decides, with no lease to take and release.
+
+        A chunk through Lambda costs one DynamoDB write, and no read when this instance advanced the
+        session last. Staged bytes are written before the save (their key is new); a part after it,
+        under the number the save recorded, so racing requests never write the same part.
+        """
+        data = _read_exactly(body, length)
+        session = self.recent_sessions.take(repo, session_id, start) or self.sessions.at_offset(repo, session_id, start)
+        before = replace(session, pieces=list(session.pieces), piece_ids=list(session.piece_ids))
+        writer = BlobWriter(self.store, session, recent=self.recent_pieces)
+        seat = SEAT if length > UNBUDGETED_READ else 0
+        writer.budget.acquire(seat)
+        try:
+            try:
+                part = writer.take_chunk(data)
+            except BaseException:
+                self._abandon(writer)
+                raise
+            try:
+                self.sessions.advance(session, start)
+            except RegistryError:  # refused for sure; after any other failure the save may have happened, so nothing is dropped
+                writer.drop_unsaved(before)
+                raise
+            try:
+                if part is not None:
+                    writer.write_part(part)
+            except BaseException:
+                self._abandon(writer)
+                raise
+        finally:
+            writer.budget.release(seat)
+        self.recent_sessions.keep(session)
         return session
 
     def finish_upload(self, repo: str, session_id: str, body: BinaryIO, digest: Digest, start: int | None) -> BlobLocation:
@@ -341,3 +379,10 @@ class Registry:
             found = [d for d in found if d.get("artifactType") == artifact_type]
         return found
 
+
+def _read_exactly(body: BinaryIO, length: int) -> bytes:
+    """A chunk's body, which must hold exactly the bytes its Content-Range says."""
+    data = body.read(length + 1)
+    if len(data) != length:
+        raise RangeInvalid("chunk length does not match Content-Range")
+    return data

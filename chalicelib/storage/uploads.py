@@ -3,8 +3,12 @@
 A PATCH through API Gateway carries at most ~4.5 MiB while S3 wants non-final parts of 5 MiB, so
 short writes are kept as small "piece" objects and joined into a part once enough has arrived;
 bytes that are already a part are never sent again. A piece's key is new for every write, so an
-instance may keep the pieces it wrote (`RecentPieces`) and join them without reading them back. Each request first claims the session with a
-conditional write (a lease), so of two requests racing on one session exactly one proceeds.
+instance may keep the pieces it wrote (`RecentPieces`) and join them without reading them back.
+
+Of two requests racing on one session exactly one proceeds. A streamed request first claims the
+session with a conditional write (a lease, renewed while it streams). A chunk shorter than a part,
+read whole, takes no lease: one save conditional on the offset it started at decides, and the part
+it completes is written only after that save (`BlobWriter.take_chunk`, `SessionTable.advance`).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections import OrderedDict, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import BinaryIO
 
 from chalicelib.spec.errors import BlobUploadUnknown, DigestInvalid, RangeInvalid
@@ -126,6 +130,41 @@ class RecentPieces:
             return data
 
 
+class RecentSessions:
+    """The sessions this instance advanced last, so a client's next chunk needs no read.
+
+    Sound because a session's state at an offset is unique: an entry is used only for a chunk starting
+    where it ends, and the save that follows is conditional on the session still ending there.
+    """
+
+    def __init__(self, limit: int = 64) -> None:
+        self.limit = limit
+        self._sessions: OrderedDict[str, UploadSession] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def keep(self, session: UploadSession) -> None:
+        snapshot = replace(session, pieces=list(session.pieces), piece_ids=list(session.piece_ids), lease=None)
+        with self._lock:
+            self._sessions[session.id] = snapshot
+            self._sessions.move_to_end(session.id)
+            while len(self._sessions) > self.limit:
+                self._sessions.popitem(last=False)
+
+    def take(self, repo: str, session_id: str, offset: int) -> UploadSession | None:
+        with self._lock:
+            session = self._sessions.pop(session_id, None)
+        return session if session is not None and session.repo == repo and session.offset == offset else None
+
+
+@dataclass(frozen=True)
+class PendingPart:
+    """A part a chunk completed: numbered by the session save, written only once that save has won."""
+
+    number: int
+    data: bytes
+    joined_pieces: list[str]
+
+
 @dataclass(frozen=True)
 class CommittedBlob:
     digest: Digest
@@ -170,18 +209,42 @@ class SessionTable:
             raise RangeInvalid("upload session busy or offset mismatch", headers=progress_headers(current))
         return self._session(item)
 
+    def at_offset(self, repo: str, session_id: str, offset: int) -> UploadSession:
+        """The session, read to append a chunk at offset (no lease taken): one ending elsewhere is 416."""
+        session = self.get(repo, session_id)
+        if session.offset != offset:
+            raise RangeInvalid("upload session busy or offset mismatch", headers=progress_headers(session))
+        return session
+
     def save(self, session: UploadSession) -> None:
-        """Store the new state and release the lease, only if we still hold it; what a request never changes stays as created."""
+        """Store the new state and release the lease, only if we still hold it."""
+        update, names, values = self._state_update(session)
+        if self.table.update((session.id, None), update, values | {":me": session.lease}, "lease = :me", names) is None:
+            raise RangeInvalid("upload session was taken over by another request")
+
+    def advance(self, session: UploadSession, from_offset: int) -> None:
+        """Store the state a chunk made, only if the session still ends at from_offset and no request holds its lease.
+
+        The state at an offset is unique (every save moves the offset on), so this one condition is the
+        whole race: of two chunks at one offset exactly one advances the session.
+        """
+        update, names, values = self._state_update(session)
+        values |= {":from": from_offset, ":repo": session.repo, ":now": int(time.time())}
+        condition = "attribute_exists(id) AND repo = :repo AND #offset = :from AND (attribute_not_exists(lease) OR lease_until < :now)"
+        if self.table.update((session.id, None), update, values, condition, names) is None:
+            current = self.get(session.repo, session.id)
+            raise RangeInvalid("upload session busy or offset mismatch", headers=progress_headers(current))
+
+    def _state_update(self, session: UploadSession) -> tuple[str, dict[str, str], dict[str, object]]:
+        """The update storing a request's new state and dropping any lease; what a request never changes stays as created."""
         item = {k: v for k, v in self._item(session).items() if v is not None and k not in FIXED_AT_CREATION and v != b""}
         names = {f"#{k}": k for k in item}
-        values = {f":{k}": v for k, v in item.items()} | {":me": session.lease}
+        values = {f":{k}": v for k, v in item.items()}
         assignments = ", ".join(f"#{k} = :{k}" for k in item)
         removals = " REMOVE lease, lease_until" + ("" if session.upload_id else ", upload_id") + ("" if session.inline else ", #inline")
         removals += "" if session.piece_ids else ", piece_ids"
         names.setdefault("#inline", "inline")
-        updated = self.table.update((session.id, None), f"SET {assignments}{removals}", values, "lease = :me", names)
-        if updated is None:
-            raise RangeInvalid("upload session was taken over by another request")
+        return f"SET {assignments}{removals}", names, values
 
     @contextmanager
     def holding(self, session: UploadSession) -> Iterator[None]:
@@ -376,6 +439,44 @@ class BlobWriter:
         self.hasher.update(data)
         self.session.offset += len(data)
         return data
+
+    def take_chunk(self, data: bytes) -> PendingPart | None:
+        """Fold a whole chunk shorter than a part into the session, writing no part yet.
+
+        Bytes left staged are written now: a piece's key is new, so writing it ahead of the save that
+        records it is safe. A part is only numbered; `write_part` sends it once that save has won.
+        """
+        session = self.session
+        joined = session.piece_keys()  # named from the offset the pieces end at, so before it moves on
+        self.hasher.update(data)
+        session.offset += len(data)
+        session.hash_state = self.hasher.state()
+        if session.staged + len(data) < MIN_PART:
+            self._stage(data)
+            return None
+        part = self._take_staged(joined) + data
+        if session.upload_id is None:
+            session.upload_id = self.store.start_multipart(session.data_key)
+        session.parts += 1
+        return PendingPart(session.parts, part, joined)
+
+    def write_part(self, pending: PendingPart) -> None:
+        """Send a part the save numbered; the pieces it joined go beside it."""
+        assert self.session.upload_id is not None
+        removal = _executor.submit(self.store.delete, *pending.joined_pieces) if pending.joined_pieces else None
+        self.store.put_part(self.session.data_key, self.session.upload_id, pending.number, pending.data)
+        failure = removal.exception() if removal is not None else None
+        if failure is not None:
+            log.warning("could not delete the staged pieces of upload %s (GC removes them)", self.session.id, exc_info=failure)
+
+    def drop_unsaved(self, saved: UploadSession) -> None:
+        """Remove what take_chunk wrote for a save that lost: its new piece, or a multipart upload it started."""
+        if self.session.upload_id and self.session.upload_id != saved.upload_id:
+            self.store.abort_multipart(self.session.data_key, self.session.upload_id)
+        kept = set(saved.piece_keys())
+        stray = [key for key in self.session.piece_keys() if key not in kept]
+        if stray:
+            self.store.delete(*stray)
 
     def commit(self, expected: Digest) -> CommittedBlob:
         """Turn the staged bytes into the blob object; the digest must match what was hashed."""

@@ -262,7 +262,8 @@ def test_a_session_staged_before_piece_ids_still_completes(client, service):
     (key,) = leftovers(service)[0]
     service.store.put(piece_key(session_id, 0), service.store.get(key))  # as the older version named it
     service.store.delete(key)
-    service.registry.recent_pieces = type(service.registry.recent_pieces)()
+    service.registry.recent_pieces = type(service.registry.recent_pieces)()  # as if served by an instance of the older version
+    service.registry.recent_sessions = type(service.registry.recent_sessions)()
     service.registry.sessions.table.update((session_id, None), "REMOVE piece_ids", {}, None, None)
     more, tail = os.urandom(2 * MiB), os.urandom(2 * MiB)
     assert patch(client, location, more, 2 * MiB).status == 202  # staged beside the old piece: two keys, one without id
@@ -272,3 +273,80 @@ def test_a_session_staged_before_piece_ids_still_completes(client, service):
     assert pull(client, "team/app", sha256(blob)) == blob
     assert leftovers(service) == ([], [])
 
+
+
+def test_a_chunk_continued_on_the_instance_that_saved_the_session_costs_one_dynamodb_write(client, service):
+    """No lease to take and release: a chunk's state is stored by one conditional write, read from memory here."""
+    from tests.counting import CallCounter
+
+    counter = CallCounter(service.registry.sessions.table.client)
+    location = start(client)
+    counter.take()
+    chunks = [os.urandom(3 * MiB) for _ in range(4)]
+    calls = []
+    for number, chunk in enumerate(chunks):
+        assert patch(client, location, chunk, number * 3 * MiB).status == 202
+        calls.append(counter.take())
+    assert calls[0] == {"dynamodb:GetItem": 1, "dynamodb:UpdateItem": 1}, calls  # the first is read: POST left nothing here
+    assert calls[1:] == [{"dynamodb:UpdateItem": 1}] * 3, calls
+    blob = b"".join(chunks)
+    assert client("PUT", f"{location}?digest={sha256(blob)}").status == 201
+    assert pull(client, "team/app", sha256(blob)) == blob
+    assert leftovers(service) == ([], [])
+
+
+@pytest.mark.parametrize("when", ["dynamodb:UpdateItem", "s3:UploadPart"])
+def test_two_chunks_racing_at_one_offset_leave_the_winners_bytes_only(client, service, when):
+    """A rival chunk at the same offset runs to its end just before the first one's save, or just before its part.
+
+    Exactly one advances the session, and the blob it completes is that one's bytes: the loser never
+    writes the part its save would have numbered, and its stray piece goes.
+    """
+    service_name, operation = when.split(":")
+    aws = service.registry.sessions.table.client if service_name == "dynamodb" else service.store.client
+    first = os.urandom(3 * MiB)
+    mine, rival = os.urandom(3 * MiB), os.urandom(3 * MiB)
+    location = start(client)
+    assert patch(client, location, first, 0).status == 202
+    rival_status: list[int] = []
+
+    def run_rival(**_: object) -> None:
+        if not rival_status:
+            rival_status.append(0)
+            rival_status[0] = patch(client, location, rival, len(first)).status
+
+    aws.meta.events.register_first(f"before-send.{service_name}.{operation}", run_rival)
+    try:
+        my_status = patch(client, location, mine, len(first)).status
+    finally:
+        aws.meta.events.unregister(f"before-send.{service_name}.{operation}", run_rival)
+    assert sorted([my_status, rival_status[0]]) == [202, 416], (my_status, rival_status)
+    blob = first + (mine if my_status == 202 else rival)
+    assert client("PUT", f"{location}?digest={sha256(blob)}").status == 201
+    assert pull(client, "team/app", sha256(blob)) == blob
+    assert leftovers(service) == ([], [])
+
+
+def test_a_chunk_while_a_streamed_patch_holds_the_session_is_416(client, service):
+    location = start(client)
+    session_id = location.rsplit("/", 1)[1]
+    assert patch(client, location, b"x" * 1000, 0).status == 202
+    held = service.registry.sessions.claim("team/app", session_id)
+    response = patch(client, location, b"y" * 1000, 1000)
+    assert response.status == 416 and response.headers["Range"] == "0-999"
+    service.registry.sessions.release(held)
+    assert patch(client, location, b"y" * 1000, 1000).status == 202
+
+
+def test_a_part_that_fails_after_its_save_ends_the_session_and_leaves_nothing(client, service):
+    from botocore.exceptions import ClientError
+
+    from tests.faults import Faults, s3_error
+
+    location = start(client)
+    assert patch(client, location, os.urandom(3 * MiB), 0).status == 202
+    Faults().attach(service.store.client).add("UploadPart", s3_error(500, "InternalError"), times=10)
+    with pytest.raises(ClientError):  # the adapters answer it as a 5xx
+        patch(client, location, os.urandom(3 * MiB), 3 * MiB)
+    assert error_code(client("GET", location)) == "BLOB_UPLOAD_UNKNOWN"
+    assert leftovers(service) == ([], [])
