@@ -8,8 +8,9 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, replace
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from chalicelib.model.access import ANONYMOUS, Caller
 from chalicelib.spec.errors import (
@@ -28,9 +29,21 @@ from chalicelib.storage.blobs import BlobLocation, BlobStore
 from chalicelib.storage.dynamo import FRESH_MISS
 from chalicelib.storage.index import RepoIndex, StoredManifest, TagRefused, TagRule
 from chalicelib.storage.objectstore import ObjectStore
-from chalicelib.storage.uploads import MIN_PART, SEAT, UNBUDGETED_READ, BlobWriter, CommittedBlob, RecentPieces, RecentSessions, SessionTable, UploadSession
+from chalicelib.storage.uploads import (
+    MIN_PART,
+    SEAT,
+    UNBUDGETED_READ,
+    BlobWriter,
+    CommittedBlob,
+    PendingPart,
+    RecentPieces,
+    RecentSessions,
+    SessionTable,
+    UploadSession,
+)
 
 log = logging.getLogger("zotless.registry")
+T = TypeVar("T")
 CONFIG_READ_LIMIT = 1 << 20  # configs larger than this are not read for platform facts
 
 
@@ -153,8 +166,8 @@ class Registry:
         """A chunk shorter than a part, read whole: one conditional save decides, with no lease to take and release.
 
         A chunk through Lambda costs one DynamoDB write, and no read when this instance advanced the
-        session last. Staged bytes are written before the save (their key is new); a part after it,
-        under the number the save recorded, so racing requests never write the same part.
+        session last. A new piece is written beside the save (its key is new); a part after it, under
+        the number the save recorded, so racing requests never write the same part.
         """
         data = _read_exactly(body, length)
         session = self.recent_sessions.take(repo, session_id, start) or self.sessions.at_offset(repo, session_id, start)
@@ -163,26 +176,37 @@ class Registry:
         seat = SEAT if length > UNBUDGETED_READ else 0
         writer.budget.acquire(seat)
         try:
-            try:
-                part = writer.take_chunk(data)
-            except BaseException:
-                self._abandon(writer)
-                raise
-            try:
-                self.sessions.advance(session, start)
-            except RegistryError:  # refused for sure; after any other failure the save may have happened, so nothing is dropped
-                writer.drop_unsaved(before)
-                raise
-            try:
-                if part is not None:
-                    writer.write_part(part)
-            except BaseException:
-                self._abandon(writer)
-                raise
+            pending = self._or_abandon(writer, lambda: writer.take_chunk(data))
+            if isinstance(pending, PendingPart):
+                self._advance(writer, before, start, None)
+                self._or_abandon(writer, lambda: writer.write_part(pending))
+            else:
+                self._advance(writer, before, start, writer.write_piece_beside(pending))
         finally:
             writer.budget.release(seat)
         self.recent_sessions.keep(session)
         return session
+
+    def _advance(self, writer: BlobWriter, before: UploadSession, start: int, piece_write: Future[None] | None) -> None:
+        """Save the chunk's state while its piece (if any) is written; a refused save leaves nothing of its own behind."""
+        try:
+            self.sessions.advance(writer.session, start)
+        except RegistryError:  # refused for sure: drop what this request wrote (after any other failure the save may have happened)
+            _settle(piece_write)
+            writer.drop_unsaved(before)
+            raise
+        except BaseException:
+            _settle(piece_write)
+            raise
+        if piece_write is not None:
+            self._or_abandon(writer, piece_write.result)
+
+    def _or_abandon(self, writer: BlobWriter, action: Callable[[], T]) -> T:
+        try:
+            return action()
+        except BaseException:
+            self._abandon(writer)
+            raise
 
     def finish_upload(self, repo: str, session_id: str, body: BinaryIO, digest: Digest, start: int | None) -> BlobLocation:
         session = self.sessions.claim(repo, session_id, expected_offset=start)
@@ -386,3 +410,9 @@ def _read_exactly(body: BinaryIO, length: int) -> bytes:
     if len(data) != length:
         raise RangeInvalid("chunk length does not match Content-Range")
     return data
+
+
+def _settle(write: Future[None] | None) -> None:
+    """Wait for a write whose outcome no longer matters."""
+    if write is not None:
+        wait([write])

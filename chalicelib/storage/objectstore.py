@@ -136,9 +136,13 @@ class ObjectStore:
         """Parts carry CRC32 checksums that S3 checks on arrival and combines on completion."""
         return str(self.client.create_multipart_upload(Bucket=self.bucket, Key=self._key(key), ChecksumAlgorithm="CRC32")["UploadId"])
 
-    def put_part(self, key: str, upload_id: str, number: int, data: bytes) -> None:
-        """The part goes as a file: botocore joins a bytes body to its request head, a second copy of every part in flight."""
-        body = io.BytesIO(data)  # shares data's buffer, no copy
+    def put_part(self, key: str, upload_id: str, number: int, data: bytes, *, alone: bool = False) -> None:
+        """Among parts in flight, a part goes as a file: botocore joins a bytes body to its request head, a second copy of each.
+
+        A part sent alone (a chunk's) goes as bytes, in one send rather than thousands of small ones:
+        ~17 ms less per 8.9 MiB part on the local emulator (bench/bench_client_push.py).
+        """
+        body: bytes | io.BytesIO = data if alone else io.BytesIO(data)  # the file shares data's buffer, no copy
         self.client.upload_part(Bucket=self.bucket, Key=self._key(key), UploadId=upload_id, PartNumber=number, Body=body, ChecksumAlgorithm="CRC32")
 
     def complete_multipart(self, key: str, upload_id: str, part_count: int) -> None:

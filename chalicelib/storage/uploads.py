@@ -157,6 +157,14 @@ class RecentSessions:
 
 
 @dataclass(frozen=True)
+class PendingPiece:
+    """Staged bytes a chunk left, under a key no other write uses."""
+
+    key: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class PendingPart:
     """A part a chunk completed: numbered by the session save, written only once that save has won."""
 
@@ -440,11 +448,11 @@ class BlobWriter:
         self.session.offset += len(data)
         return data
 
-    def take_chunk(self, data: bytes) -> PendingPart | None:
-        """Fold a whole chunk shorter than a part into the session, writing no part yet.
+    def take_chunk(self, data: bytes) -> PendingPiece | PendingPart | None:
+        """Fold a whole chunk shorter than a part into the session, writing nothing yet: what is left to write.
 
-        Bytes left staged are written now: a piece's key is new, so writing it ahead of the save that
-        records it is safe. A part is only numbered; `write_part` sends it once that save has won.
+        A new piece may be written beside the save that records it (its key is new); a part is only
+        numbered, and `write_part` sends it once that save has won.
         """
         session = self.session
         joined = session.piece_keys()  # named from the offset the pieces end at, so before it moves on
@@ -452,8 +460,7 @@ class BlobWriter:
         session.offset += len(data)
         session.hash_state = self.hasher.state()
         if session.staged + len(data) < MIN_PART:
-            self._stage(data)
-            return None
+            return self._record_piece(data)
         part = self._take_staged(joined) + data
         if session.upload_id is None:
             session.upload_id = self.store.start_multipart(session.data_key)
@@ -464,7 +471,7 @@ class BlobWriter:
         """Send a part the save numbered; the pieces it joined go beside it."""
         assert self.session.upload_id is not None
         removal = _executor.submit(self.store.delete, *pending.joined_pieces) if pending.joined_pieces else None
-        self.store.put_part(self.session.data_key, self.session.upload_id, pending.number, pending.data)
+        self.store.put_part(self.session.data_key, self.session.upload_id, pending.number, pending.data, alone=True)
         failure = removal.exception() if removal is not None else None
         if failure is not None:
             log.warning("could not delete the staged pieces of upload %s (GC removes them)", self.session.id, exc_info=failure)
@@ -509,19 +516,31 @@ class BlobWriter:
 
     def _stage(self, data: bytes) -> None:
         """Keep a short write: inline in the session while tiny, else as its own S3 object."""
+        piece = self._record_piece(data)
+        if piece is not None:
+            self.write_piece(piece)
+
+    def _record_piece(self, data: bytes) -> PendingPiece | None:
+        """Add a short write to the session's staged bytes; the piece to write, unless it fits inline."""
         session = self.session
         if not data:
-            return
+            return None
         if not session.pieces and len(session.inline) + len(data) <= INLINE_LIMIT:
             session.inline += data
-            return
+            return None
         data, session.inline = session.inline + data, b""
         piece_id = uuid.uuid4().hex[:16]
-        key = piece_key(session.id, session.offset - len(data), piece_id)
-        self.store.put(key, data)
-        self.recent.keep(key, data)
         session.piece_ids = [*session.padded_piece_ids(), piece_id]
         session.pieces.append(len(data))
+        return PendingPiece(piece_key(session.id, session.offset - len(data), piece_id), data)
+
+    def write_piece(self, piece: PendingPiece) -> None:
+        self.store.put(piece.key, piece.data)
+        self.recent.keep(piece.key, piece.data)
+
+    def write_piece_beside(self, piece: PendingPiece | None) -> Future[None] | None:
+        """Start writing a new piece while the save that records it runs: its key is new, so neither waits for the other."""
+        return _executor.submit(self.write_piece, piece) if piece is not None else None
 
     def _make_room(self) -> bool:
         """Room for one more part: the seat's own once its part is done (False), a part's worth from the budget (True), or wait for the oldest."""

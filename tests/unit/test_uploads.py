@@ -295,9 +295,13 @@ def test_a_chunk_continued_on_the_instance_that_saved_the_session_costs_one_dyna
     assert leftovers(service) == ([], [])
 
 
-@pytest.mark.parametrize("when", ["dynamodb:UpdateItem", "s3:UploadPart"])
-def test_two_chunks_racing_at_one_offset_leave_the_winners_bytes_only(client, service, when):
-    """A rival chunk at the same offset runs to its end just before the first one's save, or just before its part.
+@pytest.mark.parametrize(
+    ("when", "size"),
+    [("dynamodb:UpdateItem", 3 * MiB), ("s3:UploadPart", 3 * MiB), ("dynamodb:UpdateItem", MiB), ("s3:PutObject", MiB)],
+    ids=["part-before-save", "before-part", "piece-before-save", "beside-piece"],
+)
+def test_two_chunks_racing_at_one_offset_leave_the_winners_bytes_only(atomic_aws, client, service, when, size):
+    """A rival chunk at the same offset runs to its end just before the first one's save, its part or its piece.
 
     Exactly one advances the session, and the blob it completes is that one's bytes: the loser never
     writes the part its save would have numbered, and its stray piece goes.
@@ -305,7 +309,7 @@ def test_two_chunks_racing_at_one_offset_leave_the_winners_bytes_only(client, se
     service_name, operation = when.split(":")
     aws = service.registry.sessions.table.client if service_name == "dynamodb" else service.store.client
     first = os.urandom(3 * MiB)
-    mine, rival = os.urandom(3 * MiB), os.urandom(3 * MiB)
+    mine, rival = os.urandom(size), os.urandom(size)
     location = start(client)
     assert patch(client, location, first, 0).status == 202
     rival_status: list[int] = []
@@ -338,15 +342,16 @@ def test_a_chunk_while_a_streamed_patch_holds_the_session_is_416(client, service
     assert patch(client, location, b"y" * 1000, 1000).status == 202
 
 
-def test_a_part_that_fails_after_its_save_ends_the_session_and_leaves_nothing(client, service):
+@pytest.mark.parametrize(("operation", "size"), [("UploadPart", 3 * MiB), ("PutObject", MiB)], ids=["part", "piece"])
+def test_a_write_that_fails_beside_or_after_its_save_ends_the_session_and_leaves_nothing(client, service, operation, size):
     from botocore.exceptions import ClientError
 
     from tests.faults import Faults, s3_error
 
     location = start(client)
     assert patch(client, location, os.urandom(3 * MiB), 0).status == 202
-    Faults().attach(service.store.client).add("UploadPart", s3_error(500, "InternalError"), times=10)
+    Faults().attach(service.store.client).add(operation, s3_error(500, "InternalError"), times=10)
     with pytest.raises(ClientError):  # the adapters answer it as a 5xx
-        patch(client, location, os.urandom(3 * MiB), 3 * MiB)
+        patch(client, location, os.urandom(size), 3 * MiB)
     assert error_code(client("GET", location)) == "BLOB_UPLOAD_UNKNOWN"
     assert leftovers(service) == ([], [])
