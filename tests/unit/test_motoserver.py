@@ -1,4 +1,4 @@
-"""The embedded emulator's patches to moto: a Query on a table's key reads only its partition."""
+"""The embedded emulator's patches to moto: a Query on a table's key reads only its partition; ETags are hashed fast."""
 
 from __future__ import annotations
 
@@ -66,3 +66,31 @@ def test_the_dispatcher_lists_moto_s_modules_once(monkeypatch: pytest.MonkeyPatc
     first = backends.list_of_moto_modules()
     assert "s3" in first and "dynamodb" in first
     assert backends.list_of_moto_modules() == first and len(listed) == 1
+
+
+@pytest.mark.parametrize("size", [1000, 6 << 20], ids=["in-memory", "spilled-to-disk"])
+def test_etags_are_sha256_cut_to_md5s_length_and_multipart_uploads_still_complete(aws: None, monkeypatch: pytest.MonkeyPatch, size: int) -> None:
+    """moto's MD5 ETags were its largest CPU cost in a chunked push; S3 promises only that an ETag follows the content."""
+    import hashlib
+    import os
+
+    from moto.s3.models import FakeKey
+
+    from chalicelib.adapters.motoserver import install_fast_etags
+
+    monkeypatch.setattr(FakeKey, "etag", FakeKey.etag)
+    install_fast_etags()
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="etags")
+    body = os.urandom(size)
+    put = s3.put_object(Bucket="etags", Key="k", Body=body)
+    assert put["ETag"] == '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    assert s3.head_object(Bucket="etags", Key="k")["ETag"] == put["ETag"]
+    assert s3.put_object(Bucket="etags", Key="k2", Body=body + b"!")["ETag"] != put["ETag"]
+    upload = s3.create_multipart_upload(Bucket="etags", Key="m")["UploadId"]
+    parts = [os.urandom(5 << 20), body]
+    etags = [s3.upload_part(Bucket="etags", Key="m", UploadId=upload, PartNumber=n, Body=part)["ETag"] for n, part in enumerate(parts, 1)]
+    assert etags[1] == put["ETag"]
+    listed = [{"PartNumber": n, "ETag": e} for n, e in enumerate(etags, 1)]
+    s3.complete_multipart_upload(Bucket="etags", Key="m", UploadId=upload, MultipartUpload={"Parts": listed})
+    assert s3.get_object(Bucket="etags", Key="m")["Body"].read() == b"".join(parts)
