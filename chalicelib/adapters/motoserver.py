@@ -15,7 +15,8 @@ journaled one at a time (their bodies are written to disk before, in parallel), 
 order is the order moto applied them in.
 
 Its ETags are SHA-256 cut to MD5's length rather than MD5s (`install_fast_etags`): hashing was its
-largest CPU cost in a chunked push.
+largest CPU cost in a chunked push. Multipart parts stay in memory, within a bound, rather than
+spill to disk (`install_parts_in_memory`).
 
 Run as `python -m chalicelib.adapters.motoserver -H HOST -p PORT [--data DIR]`.
 """
@@ -206,6 +207,101 @@ def content_etag(buffer: Any) -> str:
     return digest.hexdigest()[:32]
 
 
+PART_MEMORY = 512 << 20  # the parts of every upload in flight kept in memory at once; past it they spill to disk
+PART_IN_MEMORY = 16 << 20  # a part up to this size may stay in memory (the registry's are at most ~10 MiB)
+
+
+class PartBudget:
+    """Bytes of multipart parts held in memory, handed back when moto lets a part go."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bool:
+        with self._lock:
+            if self.used + size > self.limit:
+                return False
+            self.used += size
+            return True
+
+    def give(self, size: int) -> None:
+        with self._lock:
+            self.used -= size
+
+
+def install_parts_in_memory(limit: int = PART_MEMORY) -> PartBudget:
+    """Multipart parts are transient, as S3's are: in memory while their upload is open, gone once it completes.
+
+    moto spilled every part over 5 MiB to a temporary file and kept it beside the completed object
+    for good: an 8.9 MiB part cost ~20 ms more, rising as the files piled up (bench/bench_client_push.py),
+    and every multipart blob took twice its size. Parts now stay in memory up to `limit` bytes in all
+    (past it they spill as before, so many large pushes at once cost disk, not memory) and are
+    dropped when their upload completes; the object keeps only their count. A GET of one part of a
+    completed object, which neither the registry nor its clients send, is no longer answered.
+    """
+    from moto.s3 import models
+
+    original_set_part = models.FakeMultipart.set_part
+    if getattr(original_set_part, "budget", None) is not None:
+        return original_set_part.budget  # type: ignore[attr-defined,no-any-return]
+    original_size = models.get_s3_default_key_buffer_size
+    original_complete, original_abort = models.S3Backend.complete_multipart_upload, models.S3Backend.abort_multipart_upload
+    budget, current = PartBudget(limit), threading.local()
+
+    def buffer_size() -> int:
+        return getattr(current, "size", None) or original_size()
+
+    def set_part(self: Any, part_id: int, value: bytes) -> Any:
+        _release(budget, [self.parts[part_id]] if part_id in self.parts else [])
+        size = len(value)
+        if size > PART_IN_MEMORY or not budget.take(size):
+            return original_set_part(self, part_id, value)
+        current.size = max(size + 1, original_size())
+        try:
+            key = original_set_part(self, part_id, value)
+        except BaseException:
+            budget.give(size)
+            raise
+        finally:
+            current.size = None
+        key.held_in_memory = size
+        return key
+
+    def complete_multipart_upload(self: Any, *args: Any, **kwargs: Any) -> Any:
+        key = original_complete(self, *args, **kwargs)
+        if key is not None and key.multipart is not None:
+            _drop_parts(budget, key.multipart)  # the object holds the bytes; its part list (the count) stays
+        return key
+
+    def abort_multipart_upload(self: Any, bucket_name: str, multipart_id: str) -> None:
+        multipart = self.get_bucket(bucket_name).multiparts.get(multipart_id)
+        original_abort(self, bucket_name, multipart_id)
+        _drop_parts(budget, multipart)
+
+    set_part.budget = budget  # type: ignore[attr-defined]
+    models.FakeMultipart.set_part = set_part  # type: ignore[method-assign]
+    models.S3Backend.complete_multipart_upload = complete_multipart_upload  # type: ignore[method-assign]
+    models.S3Backend.abort_multipart_upload = abort_multipart_upload  # type: ignore[method-assign]
+    models.get_s3_default_key_buffer_size = buffer_size
+    return budget
+
+
+def _drop_parts(budget: PartBudget, multipart: Any) -> None:
+    parts = list(multipart.parts.values())
+    multipart.parts = {}
+    _release(budget, parts)
+
+
+def _release(budget: PartBudget, parts: list[Any]) -> None:
+    """Close parts' buffers (in memory or on disk) and give their memory back."""
+    for part in parts:
+        budget.give(getattr(part, "held_in_memory", 0))
+        part.held_in_memory = 0
+        part.dispose()
+
+
 def main(argv: list[str] | None = None) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import run_simple
@@ -222,6 +318,7 @@ def main(argv: list[str] | None = None) -> None:
     install_partition_query()
     install_module_list_cache()
     install_fast_etags()
+    install_parts_in_memory()
     from chalicelib.adapters.journal import JournalError
 
     inner: WsgiApp = DomainDispatcherApplication(create_backend_app)
