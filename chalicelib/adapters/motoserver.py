@@ -212,11 +212,16 @@ PART_IN_MEMORY = 16 << 20  # a part up to this size may stay in memory (the regi
 
 
 class PartBudget:
-    """Bytes of multipart parts held in memory, handed back when moto lets a part go."""
+    """Bytes of multipart parts held in memory, by part, handed back when a part is dropped.
+
+    Kept here rather than on the part, so a part restored from a snapshot (in memory, but never
+    counted by this process) gives nothing back.
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.used = 0
+        self._held: dict[int, int] = {}
         self._lock = threading.Lock()
 
     def take(self, size: int) -> bool:
@@ -226,9 +231,16 @@ class PartBudget:
             self.used += size
             return True
 
+    def hold(self, part: object, size: int) -> None:
+        with self._lock:
+            self._held[id(part)] = size
+
     def give(self, size: int) -> None:
         with self._lock:
             self.used -= size
+
+    def release(self, part: object) -> None:
+        self.give(self._held.pop(id(part), 0))
 
 
 def install_parts_in_memory(limit: int = PART_MEMORY) -> PartBudget:
@@ -266,7 +278,7 @@ def install_parts_in_memory(limit: int = PART_MEMORY) -> PartBudget:
             raise
         finally:
             current.size = None
-        key.held_in_memory = size
+        budget.hold(key, size)
         return key
 
     def complete_multipart_upload(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -297,8 +309,7 @@ def _drop_parts(budget: PartBudget, multipart: Any) -> None:
 def _release(budget: PartBudget, parts: list[Any]) -> None:
     """Close parts' buffers (in memory or on disk) and give their memory back."""
     for part in parts:
-        budget.give(getattr(part, "held_in_memory", 0))
-        part.held_in_memory = 0
+        budget.release(part)
         part.dispose()
 
 
