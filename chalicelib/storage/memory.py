@@ -78,13 +78,12 @@ def release_freed_parts() -> bool:
 
 
 def keep_freed_blocks() -> bool:
-    """For a process with few large blocks at once (a Lambda instance, the client): keep freed ones for reuse.
+    """For a process that serves one request at a time (a Lambda instance): keep freed blocks for the next request.
 
     Every chunk allocates and frees the same few large blocks. Handed back to the kernel, each returns
     as fresh pages that fault in one at a time: a third of the server's CPU in a chunked push
-    (bench/bench_client_push.py). A Lambda instance serves one request at a time and the client moves
-    a few chunks at once, so keeping them costs no more than the busiest moment. False where the C
-    library has no mallopt.
+    (bench/bench_client_push.py). One request's blocks are all such a process ever holds, so keeping
+    them costs it no more than its busiest request. False where the C library has no mallopt.
     """
     return _mallopt(M_MMAP_THRESHOLD, KEPT_BLOCKS) and _mallopt(M_TRIM_THRESHOLD, KEPT_BLOCKS)
 

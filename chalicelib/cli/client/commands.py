@@ -17,7 +17,6 @@ from chalicelib.cli.client.progress import reporter
 from chalicelib.cli.client.references import LayoutRef, RegistryRef, is_loopback, parse_digest, parse_reference, parse_registry_reference, split_image
 from chalicelib.cli.client.settings import KEYS, ConfigFile, check_url
 from chalicelib.cli.client.transfer import PushOptions, push_image, write_layout
-from chalicelib.storage.memory import keep_freed_blocks
 
 
 @dataclass
@@ -379,7 +378,6 @@ def _move(
     quiet: bool,
     src_user: str | None = None,
 ) -> None:
-    keep_freed_blocks()  # each chunk read and sent allocates and frees the same few MiB
     source, dest = parse_reference(source_text), parse_reference(dest_text)
     source_registry = registry_for(source, common, plain_http, src_user, tls_verify) if isinstance(source, RegistryRef) else None
     if isinstance(source, RegistryRef) and src_user is None and isinstance(dest, RegistryRef) and source.host != dest.host:
