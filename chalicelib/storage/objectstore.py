@@ -5,7 +5,9 @@ Nothing above this module sees a bucket name, a boto3 exception or an S3 respons
 
 from __future__ import annotations
 
+import base64
 import io
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -59,9 +61,10 @@ class ObjectStore:
         flight: that says nothing about who wins, so the write is tried again until S3 decides.
         """
         extra = {"IfNoneMatch": "*"} if if_absent else {}
+        checksum = crc32_header(data)
         for attempt in range(ATTEMPTS):
             try:
-                self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type, **extra)
+                self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type, ChecksumCRC32=checksum, **extra)
                 return True
             except ClientError as exc:
                 if if_absent and _code(exc) == "PreconditionFailed":
@@ -136,14 +139,10 @@ class ObjectStore:
         """Parts carry CRC32 checksums that S3 checks on arrival and combines on completion."""
         return str(self.client.create_multipart_upload(Bucket=self.bucket, Key=self._key(key), ChecksumAlgorithm="CRC32")["UploadId"])
 
-    def put_part(self, key: str, upload_id: str, number: int, data: bytes, *, alone: bool = False) -> None:
-        """Among parts in flight, a part goes as a file: botocore joins a bytes body to its request head, a second copy of each.
-
-        A part sent alone (a chunk's) goes as bytes, in one send rather than thousands of small ones:
-        ~17 ms less per 8.9 MiB part on the local emulator (bench/bench_client_push.py).
-        """
-        body: bytes | io.BytesIO = data if alone else io.BytesIO(data)  # the file shares data's buffer, no copy
-        self.client.upload_part(Bucket=self.bucket, Key=self._key(key), UploadId=upload_id, PartNumber=number, Body=body, ChecksumAlgorithm="CRC32")
+    def put_part(self, key: str, upload_id: str, number: int, data: bytes) -> None:
+        """The part goes as a file: botocore joins a bytes body to its request head, a second copy of every part in flight."""
+        body = io.BytesIO(data)  # shares data's buffer, no copy
+        self.client.upload_part(Bucket=self.bucket, Key=self._key(key), UploadId=upload_id, PartNumber=number, Body=body, ChecksumCRC32=crc32_header(data))
 
     def complete_multipart(self, key: str, upload_id: str, part_count: int) -> None:
         """Join parts 1..part_count as S3 lists them; a higher-numbered stray part (a killed request's) is left out."""
@@ -164,3 +163,13 @@ class ObjectStore:
         except ClientError as exc:
             if _code(exc) not in _MISSING:
                 raise
+
+
+def crc32_header(data: bytes) -> str:
+    """The CRC32 S3 checks a write against, computed here and sent as a header.
+
+    Left to botocore, it is appended as a trailer, which frames the body as aws-chunked: ~10 ms more
+    per 8.9 MiB part and ~5 ms per 4.4 MiB piece on the local emulator (zlib takes ~2 ms for the
+    part), in billed Lambda time too.
+    """
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode("ascii")

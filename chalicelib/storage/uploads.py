@@ -471,7 +471,7 @@ class BlobWriter:
         """Send a part the save numbered; the pieces it joined go beside it."""
         assert self.session.upload_id is not None
         removal = _executor.submit(self.store.delete, *pending.joined_pieces) if pending.joined_pieces else None
-        self.store.put_part(self.session.data_key, self.session.upload_id, pending.number, pending.data, alone=True)
+        self.store.put_part(self.session.data_key, self.session.upload_id, pending.number, pending.data)
         failure = removal.exception() if removal is not None else None
         if failure is not None:
             log.warning("could not delete the staged pieces of upload %s (GC removes them)", self.session.id, exc_info=failure)

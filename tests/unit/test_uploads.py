@@ -355,3 +355,29 @@ def test_a_write_that_fails_beside_or_after_its_save_ends_the_session_and_leaves
         patch(client, location, os.urandom(size), 3 * MiB)
     assert error_code(client("GET", location)) == "BLOB_UPLOAD_UNKNOWN"
     assert leftovers(service) == ([], [])
+
+
+def test_a_chunks_writes_carry_their_crc32_as_a_header_not_an_aws_chunked_trailer(client, service):
+    """S3 still checks every piece and part against its CRC32; computed here, botocore need not re-frame the body to append it."""
+    import base64
+    import zlib
+
+    sent: list[tuple[str, dict[str, str], bytes]] = []
+
+    def capture(request, event_name: str, **_: object) -> None:
+        body = request.body if isinstance(request.body, bytes) else request.body.getvalue() if hasattr(request.body, "getvalue") else b""
+        headers = {k: v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()}
+        sent.append((event_name.rsplit(".", 1)[-1], headers, body))
+
+    service.store.client.meta.events.register("before-send.s3.PutObject", capture)
+    service.store.client.meta.events.register("before-send.s3.UploadPart", capture)
+    location = start(client)
+    chunks = [os.urandom(3 * MiB), os.urandom(3 * MiB)]
+    for number, chunk in enumerate(chunks):
+        assert patch(client, location, chunk, number * 3 * MiB).status == 202
+    assert [operation for operation, _, _ in sent] == ["PutObject", "UploadPart"]
+    for _, headers, body in sent:
+        crc = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
+        assert headers.get("x-amz-checksum-crc32") == crc, headers
+        assert "x-amz-trailer" not in {k.lower() for k in headers} and "aws-chunked" not in headers.get("Content-Encoding", ""), headers
+    assert sent[1][2] == chunks[0] + chunks[1]
