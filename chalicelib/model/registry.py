@@ -181,7 +181,7 @@ class Registry:
                 self._advance(writer, before, start, None)
                 self._or_abandon(writer, lambda: writer.write_part(pending))
             else:
-                self._advance(writer, before, start, writer.write_piece_beside(pending))
+                self._advance(writer, before, start, pending)
         finally:
             writer.budget.release(seat)
         self.recent_sessions.keep(session)

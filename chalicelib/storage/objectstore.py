@@ -139,10 +139,14 @@ class ObjectStore:
         """Parts carry CRC32 checksums that S3 checks on arrival and combines on completion."""
         return str(self.client.create_multipart_upload(Bucket=self.bucket, Key=self._key(key), ChecksumAlgorithm="CRC32")["UploadId"])
 
-    def put_part(self, key: str, upload_id: str, number: int, data: bytes) -> None:
-        """The part goes as a file: botocore joins a bytes body to its request head, a second copy of every part in flight."""
+    def put_part(self, key: str, upload_id: str, number: int, data: bytes, checksum: str | None = None) -> None:
+        """The part goes as a file: botocore joins a bytes body to its request head, a second copy of every part in flight.
+
+        checksum: its crc32_header, when the caller computed it ahead.
+        """
         body = io.BytesIO(data)  # shares data's buffer, no copy
-        self.client.upload_part(Bucket=self.bucket, Key=self._key(key), UploadId=upload_id, PartNumber=number, Body=body, ChecksumCRC32=crc32_header(data))
+        crc = checksum or crc32_header(data)
+        self.client.upload_part(Bucket=self.bucket, Key=self._key(key), UploadId=upload_id, PartNumber=number, Body=body, ChecksumCRC32=crc)
 
     def complete_multipart(self, key: str, upload_id: str, part_count: int) -> None:
         """Join parts 1..part_count as S3 lists them; a higher-numbered stray part (a killed request's) is left out."""

@@ -29,7 +29,7 @@ from chalicelib.spec.errors import BlobUploadUnknown, DigestInvalid, RangeInvali
 from chalicelib.spec.references import Digest, ResumableHash
 from chalicelib.storage.dynamo import Table
 from chalicelib.storage.memory import UPLOAD_MEMORY, MemoryBudget
-from chalicelib.storage.objectstore import ObjectStore
+from chalicelib.storage.objectstore import ObjectStore, crc32_header
 
 log = logging.getLogger("zotless.uploads")
 MIN_PART = 5 << 20  # S3's smallest non-final part
@@ -171,6 +171,7 @@ class PendingPart:
     number: int
     data: bytes
     joined_pieces: list[str]
+    checksum: Future[str]  # its CRC32, computed while the save runs
 
 
 @dataclass(frozen=True)
@@ -448,30 +449,37 @@ class BlobWriter:
         self.session.offset += len(data)
         return data
 
-    def take_chunk(self, data: bytes) -> PendingPiece | PendingPart | None:
-        """Fold a whole chunk shorter than a part into the session, writing nothing yet: what is left to write.
+    def take_chunk(self, data: bytes) -> Future[None] | PendingPart | None:
+        """Fold a whole chunk shorter than a part into the session: a new piece's write, under way, or a part to write.
 
-        A new piece may be written beside the save that records it (its key is new); a part is only
-        numbered, and `write_part` sends it once that save has won.
+        A new piece is written beside the save that records it (its key is new), from before the chunk
+        is hashed; a part is only numbered, its CRC32 computed beside that save, and `write_part`
+        sends it once the save has won.
         """
         session = self.session
         joined = session.piece_keys()  # named from the offset the pieces end at, so before it moves on
-        self.hasher.update(data)
         session.offset += len(data)
-        session.hash_state = self.hasher.state()
         if session.staged + len(data) < MIN_PART:
-            return self._record_piece(data)
+            writing = self.write_piece_beside(self._record_piece(data))
+            self._hash(data)
+            return writing
         part = self._take_staged(joined) + data
+        checksum = _executor.submit(crc32_header, part)
+        self._hash(data)
         if session.upload_id is None:
             session.upload_id = self.store.start_multipart(session.data_key)
         session.parts += 1
-        return PendingPart(session.parts, part, joined)
+        return PendingPart(session.parts, part, joined, checksum)
+
+    def _hash(self, data: bytes) -> None:
+        self.hasher.update(data)
+        self.session.hash_state = self.hasher.state()
 
     def write_part(self, pending: PendingPart) -> None:
         """Send a part the save numbered; the pieces it joined go beside it."""
         assert self.session.upload_id is not None
         removal = _executor.submit(self.store.delete, *pending.joined_pieces) if pending.joined_pieces else None
-        self.store.put_part(self.session.data_key, self.session.upload_id, pending.number, pending.data)
+        self.store.put_part(self.session.data_key, self.session.upload_id, pending.number, pending.data, pending.checksum.result())
         failure = removal.exception() if removal is not None else None
         if failure is not None:
             log.warning("could not delete the staged pieces of upload %s (GC removes them)", self.session.id, exc_info=failure)
