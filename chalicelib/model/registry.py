@@ -9,7 +9,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 
 from chalicelib.model.access import ANONYMOUS, Caller
@@ -171,7 +171,7 @@ class Registry:
         """
         data = _read_exactly(body, length)
         session = self.recent_sessions.take(repo, session_id, start) or self.sessions.at_offset(repo, session_id, start)
-        before = replace(session, pieces=list(session.pieces), piece_ids=list(session.piece_ids))
+        before = session.snapshot()
         writer = BlobWriter(self.store, session, recent=self.recent_pieces)
         seat = SEAT if length > UNBUDGETED_READ else 0
         writer.budget.acquire(seat)

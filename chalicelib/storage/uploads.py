@@ -73,6 +73,10 @@ class UploadSession:
         """A session for a single-request upload, never stored."""
         return cls(id=uuid.uuid4().hex, repo=repo, algorithm=algorithm, created=int(time.time()))
 
+    def snapshot(self) -> UploadSession:
+        """A copy a writer's changes cannot reach: its lists are its own."""
+        return replace(self, pieces=list(self.pieces), piece_ids=list(self.piece_ids))
+
     @property
     def data_key(self) -> str:
         """Where the blob's bytes will live; fixed at creation so committing never copies."""
@@ -143,7 +147,7 @@ class RecentSessions:
         self._lock = threading.Lock()
 
     def keep(self, session: UploadSession) -> None:
-        snapshot = replace(session, pieces=list(session.pieces), piece_ids=list(session.piece_ids), lease=None)
+        snapshot = replace(session.snapshot(), lease=None)
         with self._lock:
             self._sessions[session.id] = snapshot
             self._sessions.move_to_end(session.id)
